@@ -1,0 +1,47 @@
+# pyacemaker: the two commands a user needs are `make campaign` and `make test`.
+SHELL := /bin/bash
+VENV  := .venv
+PY    := $(VENV)/bin/python
+PYACE := $(VENV)/bin/pyacemaker
+SITE   ?= local
+CONFIG ?= examples/si-qe.yaml
+WORKDIR ?= campaigns/$(basename $(notdir $(CONFIG)))
+PYTEST_ARGS ?=
+
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export OMPI_ALLOW_RUN_AS_ROOT := 1
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: help setup campaign status test bench containers report package monitor clean
+
+help:
+	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...]"
+	@echo "make test | setup | bench | containers | report | package | monitor | clean"
+
+setup:
+	@bash scripts/setup.sh
+
+campaign: setup
+	$(PYACE) run $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
+
+status:
+	$(PYACE) status --workdir $(WORKDIR)
+
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+containers:
+	@bash scripts/build_containers.sh
+
+report: setup
+	$(PYACE) report --workdir $(WORKDIR)
+
+package: setup
+	$(PYACE) package --workdir $(WORKDIR)
+
+clean:
+	rm -rf build dist .pytest_cache

