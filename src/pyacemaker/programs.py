@@ -115,6 +115,10 @@ class ProgramFailed(RuntimeError):
             f"--- last lines of output ---\n{result.tail()}"
         )
 
+    def __reduce__(self) -> tuple[type[ProgramFailed], tuple[ProgramResult]]:
+        # Parsl ships exceptions between processes; rebuild from the result record.
+        return (ProgramFailed, (self.result,))
+
 
 def run_program(
     argv: list[str],
