@@ -113,10 +113,9 @@ class DataStore:
 
     def _replace(self, row_id: int, atoms: Atoms, kvp: dict[str, Any],
                  data: dict[str, Any]) -> None:
-        # ase.db's update() cannot drop old calculator results; rewrite the row in place.
-        with self._db as db:
-            db.delete([row_id])
-            db.write(atoms, key_value_pairs=kvp, data=data, id=row_id)
+        # ase.db's update() cannot drop old calculator results; write(id=...) rewrites the
+        # whole row in place (one transaction), keeping its id.
+        self._db.write(atoms, key_value_pairs=kvp, data=data, id=row_id)
 
     # ------------------------------------------------------------------ reading
     def count(self, **selection: Any) -> int:

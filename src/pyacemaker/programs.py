@@ -98,10 +98,14 @@ class ProgramResult:
     def stderr(self) -> str:
         return (Path(self.workdir) / self.stderr_file).read_text(errors="replace")
 
-    def tail(self, lines: int = 20) -> str:
-        """Last lines of stderr, or of stdout when stderr is empty."""
-        text = self.stderr().strip() or self.stdout().strip()
-        return "\n".join(text.splitlines()[-lines:])
+    def tail(self, lines: int = 15) -> str:
+        """Last lines of stdout and of stderr (programs like pw.x report errors on stdout)."""
+        parts = []
+        for name, text in (("stdout", self.stdout()), ("stderr", self.stderr())):
+            kept = [line for line in text.strip().splitlines() if line.strip()][-lines:]
+            if kept:
+                parts.append(f"[{name}]\n" + "\n".join(kept))
+        return "\n".join(parts)
 
 
 class ProgramFailed(RuntimeError):
@@ -158,22 +162,20 @@ def run_program(
             try:
                 proc = subprocess.Popen(full_argv, cwd=workdir, stdout=out, stderr=err,
                                         stdin=stdin, env=run_env, start_new_session=True)
-            except FileNotFoundError as exc:
+            except (FileNotFoundError, PermissionError) as exc:
                 err.write(f"cannot start {full_argv[0]!r}: {exc}\n".encode())
                 result.returncode = 127
-                result.duration_s = time.monotonic() - start
-                if check:
-                    raise ProgramFailed(result) from exc
-                return result
-            try:
-                result.returncode = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                result.timed_out = True
-                _kill_group(proc)
-                result.returncode = proc.returncode
-            except BaseException:
-                _kill_group(proc)  # e.g. KeyboardInterrupt: never leave orphans running
-                raise
+                proc = None
+            if proc is not None:
+                try:
+                    result.returncode = proc.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    result.timed_out = True
+                    _kill_group(proc)
+                    result.returncode = proc.returncode
+                except BaseException:
+                    _kill_group(proc)  # e.g. KeyboardInterrupt: never leave orphans running
+                    raise
     finally:
         if stdin is not subprocess.DEVNULL:
             stdin.close()
