@@ -1,0 +1,38 @@
+"""The pyacemaker command line as a user meets it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "pyacemaker.cli"]
+
+
+def run_cli(*args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_help_explains_the_commands() -> None:
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for word in ("run", "status", "resume", "--workdir"):
+        assert word in out.stdout
+
+
+def test_config_typo_is_reported_with_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "c.yaml"
+    bad.write_text("elements: [Cu]\nactive_learning:\n  max_iteration: 3\n")
+    out = run_cli("run", str(bad), "--site", str(REPO / "site_configs/local.yaml"),
+                  "--workdir", str(tmp_path / "w"))
+    assert out.returncode == 2
+    assert str(bad) in out.stderr
+    assert "active_learning.max_iteration: unknown key" in out.stderr
+    assert not (tmp_path / "w" / "state.json").exists()  # nothing started
+
+
+def test_status_of_an_empty_folder(tmp_path: Path) -> None:
+    out = run_cli("status", "--workdir", str(tmp_path))
+    assert out.returncode == 1
+    assert "no campaign here" in out.stdout
