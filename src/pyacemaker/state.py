@@ -56,6 +56,10 @@ class WorkflowState(BaseModel):
     potentials: list[PotentialRecord] = Field(default_factory=list)
     dataset: str | None = None
     dft_calls: int = 0
+    reference_energies: dict[str, float] = Field(
+        default_factory=dict, description="eV per element, fixed at the first fit")
+    last_full_refit: int | None = None
+    elapsed_s: float = Field(0.0, description="wall time of earlier runs of this campaign")
     halts: dict[int, int] = Field(default_factory=dict, description="iteration -> halts found")
     finished: bool = False
     stop_reason: str | None = None
