@@ -1,0 +1,105 @@
+"""Session-wide ACE potentials fitted for real (pacemaker) on EMT-labelled Cu data.
+
+Registered in conftest.py (``pytest_plugins = ["ace_fixtures"]``); any test may ask for
+``cu_ace_potential``. The fit takes about a minute on one core and runs once per session.
+Energies of the potential are relative to the free EMT Cu atom: use
+``pyacemaker.stages.train.total_energy_calculator(fixture.record)`` for absolute EMT-like
+energies, or ``PyACECalculator(fixture.yaml)`` + ``set_active_set(fixture.asi)`` for gamma.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from pyacemaker.config import TrainingSettings
+from pyacemaker.datastore import labelled_copy
+from pyacemaker.state import PotentialRecord
+
+CU_LATTICE = 3.6  # EMT's Cu equilibrium is ~3.59 A
+
+
+@dataclass
+class FittedPotential:
+    yaml: Path
+    yace: Path
+    asi: Path
+    cutoff: float
+    elements: list[str]
+    training_structures: list[Atoms]
+    record: PotentialRecord
+    reference_energies: dict[str, float] = field(default_factory=dict)
+
+
+def emt_label(structures: list[Atoms]) -> list[Atoms]:
+    """Copies carrying EMT energy, forces and stress as SinglePointCalculators."""
+    labelled = []
+    for atoms in structures:
+        work = atoms.copy()
+        work.calc = EMT()
+        labelled.append(labelled_copy(atoms, work.get_potential_energy(), work.get_forces(),
+                                      work.get_stress()))
+    return labelled
+
+
+def cu_training_structures(seed: int = 0) -> list[Atoms]:
+    """40 EMT-labelled Cu cells: strained fcc, thermal-like rattles, vacancies, shears."""
+    rng = np.random.default_rng(seed)
+    cubic = bulk("Cu", "fcc", a=CU_LATTICE, cubic=True)
+    structures: list[Atoms] = []
+    for strain in np.linspace(-0.03, 0.03, 5):
+        structures.append(bulk("Cu", "fcc", a=CU_LATTICE * (1 + strain)))
+        strained = cubic.copy()
+        strained.set_cell(cubic.cell * (1 + strain), scale_atoms=True)
+        structures.append(strained)
+    for k in range(20):  # rattle amplitude ~ sqrt(kT/k_spring): 0.03 A (300 K) .. 0.13 A
+        atoms = cubic.repeat((2, 1, 1)) if k % 2 else cubic.copy()
+        atoms.rattle(stdev=0.03 + 0.1 * k / 20, seed=int(rng.integers(1 << 30)))
+        structures.append(atoms)
+    for k in range(5):
+        atoms = cubic.repeat((2, 2, 1))
+        del atoms[0]
+        atoms.rattle(stdev=0.05, seed=100 + k)
+        structures.append(atoms)
+    for k in range(5):
+        atoms = cubic.copy()
+        deform = np.eye(3) + rng.normal(0.0, 0.02, (3, 3))
+        atoms.set_cell(cubic.cell @ deform, scale_atoms=True)
+        atoms.rattle(stdev=0.05, seed=200 + k)
+        structures.append(atoms)
+    for atoms in structures:
+        atoms.info["provenance"] = "test_emt"
+    return emt_label(structures)
+
+
+def tiny_training_settings(**overrides: object) -> TrainingSettings:
+    values: dict[str, object] = dict(cutoff=5.0, number_of_functions_per_element=15,
+                                     max_iterations=100, warm_start_iterations=30,
+                                     test_fraction=0.1, timeout_s=900)
+    values.update(overrides)
+    return TrainingSettings(**values)
+
+
+@pytest.fixture(scope="session")
+def cu_ace_potential(tmp_path_factory: pytest.TempPathFactory) -> FittedPotential:
+    """A real pacemaker fit of Cu (15 functions, 100 BFGS steps, ZBL core) on EMT data."""
+    from pyacemaker.stages.train import fit_potential, free_atom_energies, write_training_set
+
+    workdir = tmp_path_factory.mktemp("cu_ace")
+    structures = cu_training_structures()
+    references = free_atom_energies(EMT(), ["Cu"])
+    dataset = write_training_set(structures, workdir / "cu_emt.pckl.gzip", references)
+    settings = tiny_training_settings()
+    record = fit_potential(dataset, ["Cu"], settings, workdir / "fit",
+                           reference_energies=references)
+    return FittedPotential(
+        yaml=Path(record.yaml), yace=Path(record.yace or ""), asi=Path(record.asi or ""),
+        cutoff=settings.cutoff, elements=["Cu"], training_structures=structures,
+        record=record, reference_energies=references,
+    )
