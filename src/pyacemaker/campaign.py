@@ -1,26 +1,44 @@
 """The driver: a small loop over stages that decides, delegates and records.
 
 It holds no science: stages live in ``pyacemaker.stages``, execution in
-``pyacemaker.execution``. State is saved after every stage transition so that running
-the same command again resumes where a killed run stopped.
+``pyacemaker.execution``. State is saved after every stage transition; every stage is
+idempotent given the data lake, so running the same command again after a kill resumes
+where the killed run stopped without redoing finished DFT or fits.
+
+    iteration 0:  generate -> label -> fit
+    iteration k:  explore -> select -> label -> fit     (until a stop criterion holds)
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.io import read, write
 
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
-from pyacemaker.state import WorkflowState, open_state
+from pyacemaker.state import PotentialRecord, WorkflowState, open_state, save_state
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
+START_POOL_FILE = "start_structures.extxyz"
 
 
 class CampaignNotReady(RuntimeError):
     """A part of the pipeline the campaign needs is not available."""
+
+
+class CampaignFailed(RuntimeError):
+    """A stage failed in a way the loop cannot work around; the state says where."""
 
 
 @dataclass
@@ -30,19 +48,324 @@ class Campaign:
     workdir: Path
     state: WorkflowState
     datastore: DataStore
+    engine: Any = None
+    _started: float = field(default_factory=time.monotonic)
 
+    # ------------------------------------------------------------------ opening
     @classmethod
     def open(cls, config: CampaignConfig, site: SiteConfig, workdir: Path,
              force: bool = False) -> Campaign:
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        state = open_state(workdir, config.fingerprint(), force=force)
-        datastore = DataStore(workdir / DATASTORE_FILE)
-        return cls(config, site, workdir, state, datastore)
+        fingerprint = config.fingerprint()
+        state = open_state(workdir, fingerprint, force=force)
+        db_path = workdir / DATASTORE_FILE
+        if force and state.iteration == 0 and not state.stages and db_path.exists() \
+                and (workdir / "state.json.bak").exists():
+            # labels from another oracle setting must not mix with the new ones
+            os.replace(db_path, workdir / (DATASTORE_FILE + ".bak"))
+        return cls(config, site, workdir, state, DataStore(db_path))
 
+    # ------------------------------------------------------------------ the loop
     def run(self) -> WorkflowState:
-        raise CampaignNotReady(
-            "the active-learning loop (generate -> label -> select -> fit -> explore) is not "
-            "built yet: see the 'closed loop' issue. Config, site, state and data lake in "
-            f"{self.workdir} were validated and opened; nothing was computed."
-        )
+        from pyacemaker.execution import Engine
+
+        if self.state.finished:
+            log.info("campaign already finished: %s", self.state.stop_reason)
+            return self.state
+        self._started = time.monotonic()
+        try:
+            with Engine(self.site, self.workdir) as engine:
+                self.engine = engine
+                if not self.state.potentials:
+                    self._cold_start()
+                while True:
+                    reason = self._stop_reason()
+                    if reason:
+                        self._finish(reason)
+                        break
+                    self._iteration()
+        finally:
+            self.state.elapsed_s += time.monotonic() - self._started
+            self._started = time.monotonic()
+            save_state(self.state, self.workdir)
+        self._summary()
+        return self.state
+
+    def _cold_start(self) -> None:
+        log.info("== iteration 0: cold start")
+        self._stage("generate", self._generate_initial)
+        self._stage("label", self._label_candidates)
+        self._stage("fit", self._fit)
+
+    def _iteration_complete(self) -> bool:
+        """Fitted, or explored without any halt (nothing new to learn this round)."""
+        if self.state.status_of("fit") == "done":
+            return True
+        return (self.state.iteration > 0 and self.state.status_of("explore") == "done"
+                and self._halts_this_iteration() == 0)
+
+    def _iteration(self) -> None:
+        if self._iteration_complete():
+            self.state.iteration += 1
+            save_state(self.state, self.workdir)
+        log.info("== iteration %d", self.state.iteration)
+        self._stage("explore", self._explore)
+        if self._halts_this_iteration() == 0:
+            log.info("no exploration task halted in iteration %d", self.state.iteration)
+            return
+        self._stage("select", self._select)
+        self._stage("label", self._label_candidates)
+        self._stage("fit", self._fit)
+
+    def _stage(self, name: str, work: Callable[[], str]) -> None:
+        """Run one stage unless it is done already in this iteration; record the outcome."""
+        if self.state.status_of(name) == "done":
+            log.info("   %s: done before, skipped", name)
+            return
+        self.state.mark(name, "running")
+        save_state(self.state, self.workdir)
+        started = time.monotonic()
+        try:
+            message = work()
+        except Exception as exc:
+            self.state.mark(name, "failed", f"{type(exc).__name__}: {exc}"[:2000])
+            save_state(self.state, self.workdir)
+            raise
+        self.state.mark(name, "done", message)
+        save_state(self.state, self.workdir)
+        log.info("   %s: %s (%.0f s)", name, message, time.monotonic() - started)
+
+    # ------------------------------------------------------------------ stopping
+    def _stop_reason(self) -> str | None:
+        al = self.config.active_learning
+        it = self.state.iteration
+        finished_iteration = self._iteration_complete()
+        if finished_iteration and self.state.status_of("fit") != "done":
+            targets = self._targets_met()
+            if targets is None or not self.config.stopping.require_no_halts:
+                return (f"converged: no exploration task halted in iteration {it}"
+                        + ("" if targets is None else f"; {targets}"))
+            log.info("no halts, but %s: continuing", targets)
+        if finished_iteration and it >= al.max_iterations:
+            return f"budget: max_iterations={al.max_iterations} reached"
+        if self.dft_calls() >= al.max_dft_calls:
+            return f"budget: max_dft_calls={al.max_dft_calls} reached ({self.dft_calls()} calls)"
+        elapsed_h = (self.state.elapsed_s + time.monotonic() - self._started) / 3600
+        if elapsed_h >= al.max_wall_time_h:
+            return f"budget: max_wall_time_h={al.max_wall_time_h} reached"
+        return None
+
+    def _targets_met(self) -> str | None:
+        """None when the current potential meets the error targets, else why not."""
+        stop = self.config.stopping
+        metrics = self.state.potential.metrics if self.state.potential else {}
+        e = metrics.get("energy_rmse_mev_per_atom", float("inf"))
+        f = metrics.get("force_rmse_ev_per_a", float("inf"))
+        problems = []
+        if e > stop.energy_rmse_mev_per_atom:
+            problems.append(f"energy RMSE {e:.2f} > {stop.energy_rmse_mev_per_atom} meV/atom")
+        if f > stop.force_rmse_ev_per_a:
+            problems.append(f"force RMSE {f:.3f} > {stop.force_rmse_ev_per_a} eV/A")
+        return "; ".join(problems) or None
+
+    def _finish(self, reason: str) -> None:
+        self.state.finished = True
+        self.state.stop_reason = reason
+        save_state(self.state, self.workdir)
+        log.info("== campaign stopped: %s", reason)
+
+    def _summary(self) -> None:
+        pot = self.state.potential
+        log.info("results in %s", self.workdir)
+        if pot is not None:
+            log.info("   potential: %s", pot.yace or pot.yaml)
+            log.info("   active set: %s", pot.asi)
+            log.info("   metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in pot.metrics.items()))
+        log.info("   data lake: %d labelled, %d quarantined (%s)",
+                 self.datastore.count(status="labelled"),
+                 self.datastore.count(status="quarantined"),
+                 self.datastore.provenance_counts())
+
+    # ------------------------------------------------------------------ helpers
+    def dft_calls(self) -> int:
+        return self.datastore.count(status="labelled") + self.datastore.count(status="quarantined")
+
+    def _iter_dir(self, *parts: str) -> Path:
+        folder = self.state.iteration_dir(self.workdir).joinpath(*parts)
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def _halts_this_iteration(self) -> int:
+        return self.state.halts.get(self.state.iteration, 0)
+
+    def _rng(self, salt: int = 0) -> np.random.Generator:
+        return np.random.default_rng([self.config.seed, self.state.iteration, salt])
+
+    # ------------------------------------------------------------------ stages
+    def _generate_initial(self) -> str:
+        from pyacemaker.stages.generate import initial_structures
+
+        al = self.config.active_learning
+        structures = initial_structures(self.config, al.initial_structures, self._rng())
+        for atoms in structures:
+            atoms.info.setdefault("provenance", "coldstart")
+            atoms.info["iteration"] = 0
+        write(self.workdir / START_POOL_FILE, structures, format="extxyz")
+        new = self.datastore.add_many(structures)
+        return f"{len(structures)} initial structures ({len(new)} new in the data lake)"
+
+    def _label_candidates(self) -> str:
+        from pyacemaker.execution.labelling import label_batch
+        from pyacemaker.stages.oracle.base import make_oracle
+
+        ids = [row.id for row in self.datastore.rows(status="candidate")]
+        if not ids:
+            return "nothing to label"
+        budget = self.config.active_learning.max_dft_calls - self.dft_calls()
+        if budget <= 0:
+            return f"DFT budget exhausted; {len(ids)} candidates left unlabelled"
+        ids = ids[:budget]
+        oracle = make_oracle(self.config, self.site.programs)
+        log.info("   labelling %d structures with %s", len(ids), oracle.name)
+
+        def progress(done: int, total: int) -> None:
+            log.info("   label: %d/%d done", done, total)
+
+        counts = label_batch(self.engine, self.datastore, ids, oracle,
+                             self._iter_dir("label"), progress=progress)
+        self.state.dft_calls = self.dft_calls()
+        return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+
+    def _reference_energies(self) -> dict[str, float]:
+        """Per-element reference energies, fixed at the first fit so that every refit uses
+        the same referencing: free atoms for the EMT oracle, a least-squares fit of the
+        total energies on composition for DFT (an isolated atom in a plane-wave box costs
+        more than the whole cold start)."""
+        if self.state.reference_energies:
+            return self.state.reference_energies
+        elements = self.config.elements
+        if self.config.oracle.kind == "emt":
+            from ase.calculators.emt import EMT
+
+            from pyacemaker.stages.train import free_atom_energies
+
+            refs = free_atom_energies(EMT(), elements)
+        else:
+            structures = self.datastore.atoms(status="labelled")
+            counts = np.array([[a.get_chemical_symbols().count(e) for e in elements]
+                               for a in structures], dtype=float)
+            energies = np.array([a.get_potential_energy() for a in structures])
+            solution = np.linalg.lstsq(counts, energies, rcond=None)[0]
+            refs = {e: float(v) for e, v in zip(elements, solution)}
+        self.state.reference_energies = refs
+        return refs
+
+    def _fit(self) -> str:
+        from pyacemaker.execution import launch_for
+        from pyacemaker.stages.train import export_training_set, fit_potential, plan_refit
+
+        settings = self.config.training
+        plan = plan_refit(self.state.iteration, self.state.potential, settings,
+                          self.state.last_full_refit)
+        folder = self._iter_dir("fit")
+        refs = self._reference_energies()
+        baseline = self._baseline()
+        dataset = export_training_set(self.datastore, folder / "dataset.pckl.gzip", refs,
+                                      baseline)
+        n_structures = self.datastore.count(status="labelled")
+        log.info("   fitting on %d structures (%s: %s)", n_structures, plan.mode, plan.reason)
+        future = self.engine.submit(
+            "train", fit_potential, dataset, self.config.elements, settings, folder,
+            iteration=self.state.iteration, initial_potential=plan.initial_potential,
+            launch=launch_for(self.site, "train", "pacemaker"), reference_energies=refs,
+            max_iterations=plan.max_iterations, executable=self.site.programs.pacemaker,
+            seed=self.config.seed)
+        record: PotentialRecord = future.result()
+        self.state.potential = record
+        self.state.potentials.append(record)
+        if plan.mode == "full":
+            self.state.last_full_refit = self.state.iteration
+        m = record.metrics
+        return (f"{plan.mode} fit on {n_structures} structures: "
+                f"E RMSE {m.get('energy_rmse_mev_per_atom', float('nan')):.2f} meV/atom, "
+                f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A")
+
+    def _baseline(self) -> Any:
+        from pyacemaker.stages.train import resolve_baseline
+
+        return resolve_baseline(self.config.training.baseline, self.config.elements,
+                                self.datastore.atoms(status="labelled"))
+
+    def _explore(self) -> str:
+        from pyacemaker.stages.explore.md import run_exploration
+        from pyacemaker.stages.policy import plan_exploration
+
+        history = self._exploration_history()
+        tasks = plan_exploration(history, self.config, self.state.iteration)
+        starts = read(self.workdir / START_POOL_FILE, index=":")
+        al = self.config.active_learning
+        folder = self._iter_dir("explore")
+        log.info("   %d exploration tasks: %s", len(tasks),
+                 ", ".join(f"{t.name} ({t.engine}, {t.temperature:.0f} K)" for t in tasks))
+        futures = []
+        for task in tasks:
+            start = starts[task.structure_index % len(starts)]
+            futures.append((task, self.engine.submit(
+                "md", run_exploration, task, start, self.state.potential, al.gamma_lower,
+                al.gamma_upper, folder / task.name,
+                gamma_every=self.config.exploration.gamma_every)))
+        summaries, frames = [], []
+        for task, future in futures:
+            result = future.result()
+            summaries.append(_summarise(result))
+            for frame in result.frames:
+                frame.info["iteration"] = self.state.iteration
+            frames.extend(result.frames)
+            log.info("   %s: %s at step %s, max gamma %.2f", task.name,
+                     "HALTED" if result.halted else "ran full length", result.halt_step,
+                     result.max_gamma)
+        (folder / "summary.json").write_text(json.dumps(summaries, indent=1))
+        if frames:
+            write(folder / "frames.extxyz", frames, format="extxyz")
+        halts = sum(s["halted"] for s in summaries)
+        self.state.halts[self.state.iteration] = halts
+        return f"{halts}/{len(tasks)} tasks halted, {len(frames)} frames above gamma_lower"
+
+    def _exploration_history(self) -> list[dict[str, Any]]:
+        history = []
+        for it in range(1, self.state.iteration):
+            path = self.workdir / f"iter_{it:03d}" / "explore" / "summary.json"
+            if path.exists():
+                history.extend(json.loads(path.read_text()))
+        return history
+
+    def _select(self) -> str:
+        from pyacemaker.stages.generate import candidates_around
+        from pyacemaker.stages.select import deduplicate, select_d_optimal
+
+        folder = self._iter_dir("explore")
+        frames = read(folder / "frames.extxyz", index=":")
+        rng = self._rng(1)
+        pool: list[Atoms] = []
+        for frame in frames:
+            pool.append(frame)
+            pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff))
+        pool = deduplicate(pool, self.datastore.atoms(status="labelled"))
+        n = self.config.active_learning.max_candidates_per_iteration
+        pot = self.state.potential
+        assert pot is not None and pot.asi is not None
+        chosen = select_d_optimal(pool, Path(pot.yaml), Path(pot.asi), n)
+        picked = [pool[i] for i in chosen]
+        for atoms in picked:
+            atoms.info["iteration"] = self.state.iteration
+        new = self.datastore.add_many(picked)
+        return f"{len(picked)} of {len(pool)} candidates chosen by D-optimality ({len(new)} new)"
+
+
+def _summarise(result: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {"task": asdict(result.task), "halted": result.halted, "halt_step": result.halt_step,
+            "steps_done": result.steps_done, "max_gamma": result.max_gamma,
+            "n_frames": len(result.frames), "message": result.message}
