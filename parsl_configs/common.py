@@ -1,4 +1,5 @@
-"""Pieces every factory shares: monitoring, worker environment, the Config itself."""
+"""Pieces every factory shares: worker environment, block launcher, the HTEX of a stage
+class, monitoring and the Config itself."""
 
 from __future__ import annotations
 
@@ -8,12 +9,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from parsl.config import Config
+from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
+from parsl.launchers import SingleNodeLauncher, SrunLauncher
+from parsl.launchers.base import Launcher
 from parsl.monitoring.monitoring import MonitoringHub
+from parsl.providers.base import ExecutionProvider
 
-from pyacemaker.config import SiteConfig
+from pyacemaker.config import SiteConfig, StageClass, StageResources
 
 MONITORING_DB = "monitoring.db"
+
+
+def monitoring_db_path(run_dir: Path) -> Path:
+    """Where a run's Parsl monitoring database lives: next to the campaign's files."""
+    return (Path(run_dir) / MONITORING_DB).resolve()
 
 
 def monitoring_hub(site: SiteConfig, run_dir: Path) -> MonitoringHub | None:
@@ -21,7 +31,7 @@ def monitoring_hub(site: SiteConfig, run_dir: Path) -> MonitoringHub | None:
         return None
     interval = site.monitoring.resource_monitoring_interval
     return MonitoringHub(
-        logging_endpoint=f"sqlite:///{(run_dir / MONITORING_DB).resolve()}",
+        logging_endpoint=f"sqlite:///{monitoring_db_path(run_dir)}",
         workflow_name=site.name,
         resource_monitoring_enabled=interval > 0,
         resource_monitoring_interval=interval or 30,
@@ -37,6 +47,27 @@ def worker_init(site: SiteConfig) -> str:
     lines.append("export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1")
     lines.append(f'export PYTHONPATH="{os.pathsep.join(p for p in sys.path if p)}"')
     return "\n".join(lines)
+
+
+def block_launcher(res: StageResources) -> Launcher:
+    """How a batch job starts its worker pools: one pool per node through srun, or one pool
+    on the job's first node (SingleNodeLauncher; programs then reach the other nodes of a
+    multi-node block with their own srun/mpirun)."""
+    return SrunLauncher() if res.block_launcher == "srun" else SingleNodeLauncher()
+
+
+def htex(site: SiteConfig, stage: StageClass, provider: ExecutionProvider) -> HighThroughputExecutor:
+    """The executor of one stage class: ``max_parallel_tasks`` workers per node."""
+    res = site.resources[stage]
+    return HighThroughputExecutor(
+        label=stage,
+        address=site.htex_address,
+        max_workers_per_node=res.max_parallel_tasks,
+        cores_per_worker=res.cores_per_task,
+        heartbeat_period=site.heartbeat_period_s,
+        heartbeat_threshold=site.heartbeat_threshold_s,
+        provider=provider,
+    )
 
 
 def assemble(site: SiteConfig, run_dir: Path, executors: Sequence[ParslExecutor]) -> Config:

@@ -1,45 +1,54 @@
-"""A PBS cluster: PBS Pro (select/ncpus) or Torque (nodes=N:ppn=M), one HTEX per stage class."""
+"""A PBS cluster: PBS Pro (``select=N:ncpus=M``) or Torque (``nodes=N:ppn=M``), one HTEX per
+stage class.
+
+Queue and account go into the submit script as ``#PBS -q`` / ``#PBS -A`` lines (not only on
+the qsub command line), so a script kept in runinfo/ can be read and resubmitted by hand.
+Multi-node blocks start their worker pools with mpirun (MpiRunLauncher); single-node blocks
+with SingleNodeLauncher.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from parsl.config import Config
-from parsl.executors import HighThroughputExecutor
 from parsl.launchers import MpiRunLauncher, SingleNodeLauncher
 from parsl.providers import PBSProProvider, TorqueProvider
+from parsl.providers.cluster_provider import ClusterProvider
 
-from parsl_configs.common import assemble, worker_init
-from pyacemaker.config import STAGE_CLASSES, SiteConfig
+from parsl_configs.common import assemble, htex, worker_init
+from pyacemaker.config import STAGE_CLASSES, SiteConfig, StageClass
+
+
+def pbs_directives(site: SiteConfig) -> str:
+    """The site's queue/account as #PBS lines, then its verbatim scheduler_options."""
+    lines = []
+    if site.queue:
+        lines.append(f"#PBS -q {site.queue}")
+    if site.account:
+        lines.append(f"#PBS -A {site.account}")
+    if site.scheduler_options:
+        lines.append(site.scheduler_options)
+    return "\n".join(lines)
+
+
+def pbs_provider(site: SiteConfig, stage: StageClass) -> ClusterProvider:
+    res = site.resources[stage]
+    common = dict(
+        scheduler_options=pbs_directives(site),
+        worker_init=worker_init(site),
+        nodes_per_block=res.nodes,
+        init_blocks=0,
+        min_blocks=0,
+        max_blocks=res.max_blocks,
+        walltime=res.walltime,
+        launcher=SingleNodeLauncher() if res.nodes == 1 else MpiRunLauncher(),
+    )
+    if site.pbs_flavor == "torque":
+        return TorqueProvider(**common)
+    return PBSProProvider(cpus_per_node=res.cores_per_task * res.max_parallel_tasks, **common)
 
 
 def make_config(site: SiteConfig, run_dir: Path) -> Config:
-    executors = []
-    for stage in STAGE_CLASSES:
-        res = site.resources[stage]
-        cores_per_node = res.cores_per_task * res.max_parallel_tasks
-        launcher = SingleNodeLauncher() if res.nodes == 1 else MpiRunLauncher()
-        common = dict(
-            account=site.account,
-            queue=site.queue,
-            scheduler_options=site.scheduler_options,
-            worker_init=worker_init(site),
-            nodes_per_block=res.nodes,
-            init_blocks=0,
-            min_blocks=0,
-            max_blocks=res.max_blocks,
-            walltime=res.walltime,
-            launcher=launcher,
-        )
-        if site.pbs_flavor == "torque":
-            provider = TorqueProvider(**common)
-        else:
-            provider = PBSProProvider(cpus_per_node=cores_per_node, **common)
-        executors.append(HighThroughputExecutor(
-            label=stage,
-            address=site.htex_address,
-            max_workers_per_node=res.max_parallel_tasks,
-            cores_per_worker=res.cores_per_task,
-            provider=provider,
-        ))
+    executors = [htex(site, stage, pbs_provider(site, stage)) for stage in STAGE_CLASSES]
     return assemble(site, run_dir, executors)

@@ -52,6 +52,24 @@ class DFTSettings(StrictModel):
     min_interatomic_distance: float = Field(
         0.6, gt=0, description="A; structures with closer atoms are rejected before DFT."
     )
+    max_force: float = Field(
+        50.0, gt=0, description="eV/A; a converged result with a larger force is unphysical."
+    )
+    magnetic_moments: dict[str, float] = Field(
+        default_factory=dict,
+        description="Starting moment (Bohr magneton) per element; overrides the built-in table. "
+        "Atoms that carry their own initial magnetic moments keep them.",
+    )
+    healing_strategies: list[
+        Literal["reduce_mixing", "local_tf", "more_steps", "more_smearing", "cg_diagonalization"]
+    ] = Field(
+        default_factory=lambda: [
+            "reduce_mixing", "local_tf", "more_steps", "more_smearing", "cg_diagonalization",
+        ],
+        min_length=1,
+        description="Order in which an unconverged SCF is retried; each step keeps the earlier "
+        "changes. Crashes retry with fewer MPI ranks, time-outs restart from pw.x's saved state.",
+    )
 
 
 class OracleSettings(StrictModel):
@@ -89,6 +107,57 @@ class TrainingSettings(StrictModel):
     baseline: BaselineSettings = Field(default_factory=BaselineSettings)
 
 
+class KMCConfig(StrictModel):
+    """Adaptive kinetic Monte Carlo exploration (eOn), see docs/kmc.md."""
+
+    engine: Literal["inprocess", "eonclient"] = Field(
+        "inprocess",
+        description="inprocess: aKMC driven here on the pyeonclient library; eonclient: "
+        "each saddle search is an eOn client process_search job with the ACE ext_pot driver.",
+    )
+    temperature: float = Field(500.0, gt=0, description="K, for the harmonic TST rates.")
+    prefactor: float | Literal["computed"] = Field(
+        1e12, description="1/s; 'computed': harmonic TST prefactor from eOn's Hessians."
+    )
+    search_method: Literal["dimer", "lanczos"] = Field(
+        "dimer", description="Min-mode saddle search: improved dimer or Lanczos."
+    )
+    searches_per_state: int = Field(8, gt=0, description="At most this many searches a state.")
+    confidence: float = Field(
+        0.9, gt=0, lt=1, description="Stop searching a state once this sure no process is missing."
+    )
+    max_steps: int = Field(10, gt=0, description="kMC steps of one task.")
+    gamma_lower: float = Field(2.0, gt=0, description="Configurations above are kept as frames.")
+    gamma_upper: float = Field(5.0, gt=0, description="A force call above this halts the run.")
+    displacement: float = Field(0.1, gt=0, le=1.0, description="A, std of the initial kick.")
+    displace_radius: float = Field(3.3, gt=0, description="A; neighbours kicked with the epicentre.")
+    max_barrier: float = Field(3.0, gt=0, description="eV; searches above are discarded.")
+    converged_force: float = Field(0.01, gt=0, description="eV/A, saddle and minima.")
+    max_search_iterations: int = Field(500, gt=0, description="Iterations of one saddle search.")
+    eonclient: str = Field(
+        "eonclient",
+        description="eonclient engine: the eOn 3.2+ client executable, or 'pyeonclient' to run "
+        "eOn's client jobs through the pyeonclient bindings in a subprocess.",
+    )
+    timeout_s: float = Field(3600.0, gt=0, description="Wall-time limit of one eonclient job.")
+
+    @field_validator("prefactor")
+    @classmethod
+    def _positive_prefactor(cls, value: float | str) -> float | str:
+        if isinstance(value, float) and value <= 0:
+            raise ValueError(f"prefactor must be > 0 (1/s) or 'computed', got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered_gamma(self) -> KMCConfig:
+        if self.gamma_upper <= self.gamma_lower:
+            raise ValueError(
+                f"gamma_upper ({self.gamma_upper}) must be greater than gamma_lower "
+                f"({self.gamma_lower})"
+            )
+        return self
+
+
 class ExplorationSettings(StrictModel):
     engine: Literal["auto", "ase", "lammps"] = "auto"
     temperatures: list[float] = Field(default_factory=lambda: [300.0, 600.0, 1200.0])
@@ -99,6 +168,7 @@ class ExplorationSettings(StrictModel):
     target_atoms: int = Field(64, gt=0, description="Approximate supercell size.")
     walkers: int = Field(2, gt=0)
     gamma_every: int = Field(10, gt=0, description="Compute gamma every N steps.")
+    kmc: KMCConfig = Field(default_factory=KMCConfig, description="aKMC exploration (eOn).")
 
 
 class ActiveLearningSettings(StrictModel):
@@ -282,6 +352,13 @@ class SiteConfig(StrictModel):
         None, description="Address workers use to reach the driver; None = Parsl's guess."
     )
     pbs_flavor: Literal["pbspro", "torque"] = "pbspro"
+    heartbeat_period_s: int = Field(
+        30, gt=0, description="Seconds between worker-pool heartbeats to the driver."
+    )
+    heartbeat_threshold_s: int = Field(
+        120, gt=0, description="A worker pool silent this long is declared lost (its batch job "
+        "was cancelled, timed out or its node died) and its tasks are rerun on a new block.",
+    )
     account: str | None = None
     partition: str | None = Field(None, description="SLURM partition.")
     queue: str | None = Field(None, description="PBS queue.")
@@ -307,6 +384,11 @@ class SiteConfig(StrictModel):
             raise ValueError("'partition' is a SLURM field; a PBS site uses 'queue'")
         if self.scheduler == "slurm" and self.queue:
             raise ValueError("'queue' is a PBS field; a SLURM site uses 'partition'")
+        if self.heartbeat_threshold_s <= self.heartbeat_period_s:
+            raise ValueError(
+                f"heartbeat_threshold_s ({self.heartbeat_threshold_s}) must exceed "
+                f"heartbeat_period_s ({self.heartbeat_period_s})"
+            )
         return self
 
 

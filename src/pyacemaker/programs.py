@@ -9,6 +9,7 @@ call :func:`run_program` directly, the execution layer ships the same call to wo
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import shlex
@@ -57,8 +58,14 @@ class Launch:
             if self.binds:
                 prefix += ["--bind", ",".join(self.binds)]
             return prefix + ["--pwd", str(workdir), self.image]
-        # charliecloud: ch-run with explicit binds of the task folder and the site's paths
-        prefix = ["ch-run", "--write-fake", "-b", f"{workdir}:{workdir}"]
+        # charliecloud: the image stays read-only, so a bind needs its mount point inside it.
+        # Bind the task folder's top-level folder (/work, /scratch ...: the image provides
+        # those mount points) at the same path so absolute paths mean the same inside;
+        # ch-run binds the host's /tmp itself. The host's library/Python paths must not leak in.
+        prefix = ["ch-run", "--unset-env=LD_LIBRARY_PATH", "--unset-env=PYTHONPATH"]
+        top = Path(*Path(workdir).resolve().parts[:2])
+        if str(top) not in ("/", "/tmp"):
+            prefix += ["-b", f"{top}:{top}"]
         for bind in self.binds:
             prefix += ["-b", bind if ":" in bind else f"{bind}:{bind}"]
         return prefix + ["-c", str(workdir), self.image, "--"]
@@ -148,6 +155,8 @@ def run_program(
     full_argv = launch.wrap(argv, workdir)
     run_env = dict(os.environ)
     run_env.update(dict(launch.extra_env))
+    if launch.container_runtime == "charliecloud":
+        run_env.setdefault("USER", getpass.getuser())  # ch-run refuses to start without it
     if env:
         run_env.update(env)
     suffix = f"_{log_name}" if log_name else ""

@@ -34,7 +34,8 @@ def test_apptainer_argv_host_launcher_outside(runtime: str) -> None:
 def test_charliecloud_argv_binds_task_folder() -> None:
     launch = Launch(container_runtime="charliecloud", image="/img/qe", binds=("/scratch",))
     argv = launch.wrap(["pw.x"], Path("/work/t"))
-    assert argv == ["ch-run", "--write-fake", "-b", "/work/t:/work/t", "-b", "/scratch:/scratch",
+    assert argv == ["ch-run", "--unset-env=LD_LIBRARY_PATH", "--unset-env=PYTHONPATH",
+                    "-b", "/work:/work", "-b", "/scratch:/scratch",
                     "-c", "/work/t", "/img/qe", "--", "pw.x"]
 
 
