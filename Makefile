@@ -22,6 +22,9 @@ help:
 setup:
 	@bash scripts/setup.sh
 
+lammps-pace:
+	@bash scripts/setup.d/lammps_pace.sh
+
 campaign: setup
 	$(PYACE) run $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
 
