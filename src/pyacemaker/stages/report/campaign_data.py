@@ -1,0 +1,149 @@
+"""What the report shows, gathered from a campaign folder (read-only)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import Counter, defaultdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from pyacemaker.datastore import DataStore
+from pyacemaker.state import WorkflowState
+
+MONITORING_FILE = "monitoring.db"
+
+
+class IterationRow(BaseModel):
+    iteration: int
+    labelled: int = 0
+    quarantined: int = 0
+    halts: int | None = None
+    dataset_size: int = Field(0, description="Labelled structures up to this iteration.")
+
+
+class HealingSummary(BaseModel):
+    structures_healed: int = Field(0, description="Labelled after at least one healing step.")
+    structures_quarantined: int = 0
+    attempts: int = 0
+    strategies: dict[str, int] = Field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = Field(default_factory=dict)
+
+
+class MonitoringRow(BaseModel):
+    app: str
+    tasks: int
+    failed_tries: int
+    mean_s: float | None
+    max_s: float | None
+
+
+class CampaignData(BaseModel):
+    iterations: list[IterationRow]
+    provenance_counts: dict[str, int]
+    gamma_by_provenance: dict[str, list[float]]
+    healing: HealingSummary
+    monitoring: list[MonitoringRow] | None = None
+    monitoring_source: str = ""
+
+
+def _attempt_name(attempt: Any) -> str:
+    if isinstance(attempt, dict):
+        for key in ("strategy", "action", "name", "fix", "step"):
+            if attempt.get(key):
+                return str(attempt[key])
+        return "attempt"
+    return str(attempt)
+
+
+def collect_datastore(store: DataStore, state: WorkflowState) -> CampaignData:
+    per_iteration: dict[int, Counter[str]] = defaultdict(Counter)
+    gammas: dict[str, list[float]] = defaultdict(list)
+    healing = HealingSummary()
+    strategies: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    for row in store.rows():
+        status = row.get("status", "candidate")
+        iteration = int(row.get("iteration", 0) or 0)
+        per_iteration[iteration][status] += 1
+        gamma = row.get("gamma_max")
+        if gamma is not None:
+            gammas[str(row.get("provenance", "unknown"))].append(float(gamma))
+        history = row.data.get("healing") if row.data else None
+        if history:
+            attempts = history if isinstance(history, list) else [history]
+            healing.attempts += len(attempts)
+            strategies.update(_attempt_name(a) for a in attempts)
+            if status == "labelled":
+                healing.structures_healed += 1
+        if status == "quarantined":
+            healing.structures_quarantined += 1
+            reasons[str(row.get("reason", "no reason recorded"))[:120]] += 1
+    healing.strategies = dict(strategies.most_common())
+    healing.quarantine_reasons = dict(reasons.most_common(10))
+    known = set(per_iteration) | set(state.halts) | {p.iteration for p in state.potentials}
+    rows, total = [], 0
+    for iteration in sorted(known):
+        counts = per_iteration.get(iteration, Counter())
+        total += counts["labelled"]
+        rows.append(IterationRow(iteration=iteration, labelled=counts["labelled"],
+                                 quarantined=counts["quarantined"],
+                                 halts=state.halts.get(iteration), dataset_size=total))
+    return CampaignData(iterations=rows, provenance_counts=store.provenance_counts(),
+                        gamma_by_provenance=dict(gammas), healing=healing)
+
+
+def _seconds(start: Any, end: Any) -> float | None:
+    if not start or not end:
+        return None
+    try:
+        return (datetime.fromisoformat(str(end)) - datetime.fromisoformat(str(start))
+                ).total_seconds()
+    except ValueError:
+        return None
+
+
+def read_monitoring_db(path: Path) -> list[MonitoringRow]:
+    """Per-app task counts and durations from a Parsl monitoring db, opened read-only
+    (after the run: reading it live can lock it)."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tasks = connection.execute(
+            "SELECT task_func_name, task_time_invoked, task_time_returned, task_fail_count "
+            "FROM task").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{path}: not a Parsl monitoring database: {exc}") from exc
+    finally:
+        connection.close()
+    by_app: dict[str, list[tuple[float | None, int]]] = defaultdict(list)
+    for name, invoked, returned, fails in tasks:
+        by_app[str(name)].append((_seconds(invoked, returned), int(fails or 0)))
+    rows = []
+    for app, entries in sorted(by_app.items()):
+        durations = [d for d, _ in entries if d is not None]
+        rows.append(MonitoringRow(
+            app=app, tasks=len(entries), failed_tries=sum(f for _, f in entries),
+            mean_s=sum(durations) / len(durations) if durations else None,
+            max_s=max(durations) if durations else None))
+    return rows
+
+
+def collect_monitoring(workdir: Path) -> tuple[list[MonitoringRow] | None, str]:
+    """The execution layer's own summary when it offers one, else the db read directly."""
+    path = Path(workdir) / MONITORING_FILE
+    if not path.is_file():
+        return None, ""
+    try:
+        from pyacemaker.execution import monitoring  # optional: another stage's module
+        summarize = getattr(monitoring, "summarize_monitoring", None)
+    except ImportError:
+        summarize = None
+    if summarize is not None:
+        try:
+            rows = [MonitoringRow.model_validate(r) for r in summarize(path)]
+            return rows, "pyacemaker.execution.monitoring"
+        except Exception:  # noqa: BLE001 - fall back to reading the db ourselves
+            pass
+    return read_monitoring_db(path), str(path)

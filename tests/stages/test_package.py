@@ -1,0 +1,92 @@
+"""`pyacemaker package`: the release folder and zip, its manifest, the --force rule."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from pyacemaker.cli import main
+from pyacemaker.stages.package import ReleaseManifest, read_manifest
+from stages.validate.campaign_factory import make_cu_campaign
+
+
+@pytest.fixture(scope="module")
+def campaign(cu_ace_potential, tmp_path_factory) -> Path:
+    return make_cu_campaign(tmp_path_factory.getbasetemp() / "cu_campaign", cu_ace_potential)
+
+
+@pytest.mark.slow
+def test_package_writes_a_valid_release(campaign, tmp_path):
+    dist = tmp_path / "dist"
+    assert main(["package", "--workdir", str(campaign), "--dist", str(dist),
+                 "--author", "Test Author"]) == 0
+    archive = dist / "cu-test-0.1.0.zip"
+    manifest = read_manifest(archive)  # validated against the pydantic model
+    assert isinstance(manifest, ReleaseManifest)
+    assert manifest.version == "0.1.0" and manifest.author == "Test Author"
+    assert manifest.elements == ["Cu"]
+    assert manifest.validation.verdict == "GO"
+    assert not manifest.validation.released_despite_failure
+    assert manifest.training_set.provenance_counts == {"coldstart": 40, "md_halt": 8}
+    assert manifest.training_set.size == 48
+    assert manifest.limits_of_validity.temperatures_k_explored == [300.0, 900.0]
+    assert manifest.limits_of_validity.pressure_gpa.min < 0 < \
+        manifest.limits_of_validity.pressure_gpa.max
+    assert manifest.limits_of_validity.composition["Cu"].min == 1.0
+    assert {c.key for c in manifest.citations} >= {"ACE", "pacemaker", "QE", "LAMMPS"}
+    assert "Cu fcc:C11_gpa" in manifest.validation.metrics
+    with zipfile.ZipFile(archive) as zipped:
+        names = {Path(n).name for n in zipped.namelist()}
+        assert names == {"Cu.yaml", "Cu.yace", "Cu.asi", "report.html", "manifest.json",
+                         "lammps.in", "use_ase.py"}
+        for entry in manifest.files:  # checksums describe the shipped bytes
+            data = zipped.read(f"cu-test-0.1.0/{entry.path}")
+            assert hashlib.sha256(data).hexdigest() == entry.sha256
+            assert len(data) == entry.bytes
+        zipped.extractall(tmp_path / "unpacked")
+    # the ASE snippet runs as shipped, from the unpacked release alone
+    folder = tmp_path / "unpacked" / "cu-test-0.1.0"
+    run = subprocess.run([sys.executable, "use_ase.py"], cwd=folder, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    ace_energy, total, gamma = map(float, run.stdout.split())
+    emt = bulk("Cu")
+    emt.calc = EMT()
+    assert total == pytest.approx(emt.get_potential_energy(), abs=0.01)  # oracle's scale
+    assert ace_energy == pytest.approx(total - manifest.energy_model.reference_energies_ev["Cu"])
+    assert 0 <= gamma < 2  # fcc Cu is inside the training domain
+    lammps = (folder / "lammps.in").read_text()
+    assert "pair_style      pace\n" in lammps and "pair_coeff      * * Cu.yace Cu" in lammps
+
+
+@pytest.mark.slow
+def test_failed_validation_needs_force_and_is_marked(campaign, tmp_path, capsys):
+    strict = tmp_path / "strict"
+    shutil.copytree(campaign, strict, ignore=shutil.ignore_patterns("validation", "report.html"))
+    config = yaml.safe_load((strict / "campaign.yaml").read_text())
+    config["validation"]["force_rmse_ev_per_a"] = 1e-5  # no real potential meets this
+    (strict / "campaign.yaml").write_text(yaml.safe_dump(config))
+    dist = tmp_path / "dist"
+    assert main(["package", "--workdir", str(strict), "--dist", str(dist)]) == 4
+    err = capsys.readouterr().err
+    assert "failed validation (NO-GO)" in err and "force RMSE" in err and "--force" in err
+    assert not list(dist.glob("*.zip"))
+    assert main(["package", "--workdir", str(strict), "--dist", str(dist), "--force"]) == 0
+    manifest = read_manifest(dist / "cu-test-0.1.0-nogo.zip")
+    assert manifest.validation.verdict == "NO-GO"
+    assert manifest.validation.released_despite_failure
+    assert any("force RMSE" in r for r in manifest.validation.reasons)
+
+
+def test_manifest_model_rejects_a_bad_version():
+    with pytest.raises(ValueError, match="version"):
+        ReleaseManifest.model_validate({"version": "v1", "name": "x"})

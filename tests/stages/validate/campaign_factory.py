@@ -1,0 +1,126 @@
+"""A small but real campaign folder for the report and package tests.
+
+EMT-labelled Cu structures in a DataStore (the fitted fixture's training set plus newer
+'md_halt' structures carrying real pyace extrapolation grades), the session's real ACE
+fit as the potential, a hand-made WorkflowState, a campaign.yaml, and a monitoring.db
+written by a real (tiny) Parsl run with monitoring on.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import yaml
+from ase.build import bulk
+from ase.calculators.emt import EMT
+
+from pyacemaker.datastore import DataStore, labelled_copy
+from pyacemaker.state import WorkflowState, save_state
+
+PARSL_SCRIPT = textwrap.dedent("""
+    import sys
+    import parsl
+    from parsl.config import Config
+    from parsl.executors import ThreadPoolExecutor
+    from parsl.monitoring import MonitoringHub
+
+    @parsl.python_app
+    def label_structure(x):
+        return x * x
+
+    @parsl.python_app
+    def fit_potential():
+        raise ValueError("deliberate failure")
+
+    if __name__ == "__main__":
+        config = Config(executors=[ThreadPoolExecutor(label="light", max_threads=2)],
+                        monitoring=MonitoringHub(logging_endpoint=f"sqlite:///{sys.argv[1]}",
+                                                 resource_monitoring_enabled=False),
+                        run_dir=sys.argv[2])
+        with parsl.load(config):
+            [label_structure(i).result() for i in range(3)]
+            try:
+                fit_potential().result()
+            except ValueError:
+                pass
+""")
+
+
+def write_monitoring_db(folder: Path) -> Path:
+    script = folder / "parsl_run.py"
+    script.write_text(PARSL_SCRIPT)
+    db = folder / "monitoring.db"
+    subprocess.run([sys.executable, str(script), str(db), str(folder / "runinfo")],
+                   check=True, cwd=folder, timeout=120, capture_output=True)
+    return db
+
+
+def emt_md_halts(count: int = 8, seed: int = 5) -> list:
+    """Hotter, compressed/expanded Cu supercells the training set did not see."""
+    rng = np.random.default_rng(seed)
+    structures = []
+    for k in range(count):
+        atoms = bulk("Cu", "fcc", a=3.6 * rng.uniform(0.97, 1.03), cubic=True).repeat((2, 2, 1))
+        atoms.rattle(stdev=0.08 + 0.04 * k / count, seed=int(rng.integers(1 << 30)))
+        atoms.calc = EMT()
+        labelled = labelled_copy(atoms, atoms.get_potential_energy(), atoms.get_forces(),
+                                 atoms.get_stress())
+        labelled.info.update(provenance="md_halt", iteration=1)
+        structures.append(labelled)
+    return structures
+
+
+def make_cu_campaign(folder: Path, potential: object, validation: dict | None = None) -> Path:
+    """Build (once) the campaign in ``folder`` around the fitted ``potential`` fixture."""
+    if (folder / "state.json").is_file():
+        return folder
+    from pyace import PyACECalculator
+
+    folder.mkdir(parents=True, exist_ok=True)
+    store = DataStore(folder / "data.db")
+    gamma_calc = PyACECalculator(str(potential.yaml))
+    gamma_calc.set_active_set(str(potential.asi))
+    training = []
+    for atoms in potential.training_structures:
+        copy = atoms.copy()
+        copy.calc = atoms.calc
+        copy.info.update(atoms.info, provenance="coldstart", iteration=0)
+        training.append(copy)
+    for atoms in training + emt_md_halts():
+        probe = atoms.copy()
+        probe.calc = gamma_calc
+        probe.get_potential_energy()
+        atoms.info["gamma_max"] = float(np.max(gamma_calc.results["gamma"]))
+        store.add(atoms)
+    healed = [row.id for row in store.rows(provenance="md_halt")][:2]
+    for row_id in healed:  # as the QE oracle records a healed run
+        store.set_label(row_id, store.get_atoms(row_id), oracle={"code": "emt"}, healing=[
+            {"strategy": "reduce_mixing", "outcome": "not converged"},
+            {"strategy": "more_smearing", "outcome": "converged"}])
+    bad = bulk("Cu", "fcc", a=2.0).repeat((2, 1, 1))
+    bad.info.update(provenance="md_halt", iteration=1)
+    row_id, _ = store.add(bad, status="candidate")
+    store.quarantine(row_id, "scf not converged after 6 healing attempts",
+                     healing=[{"strategy": s} for s in ("reduce_mixing", "local_tf",
+                                                        "more_steps", "more_smearing")])
+
+    record0 = potential.record.model_copy(deep=True)
+    record1 = record0.model_copy(update={"iteration": 1}, deep=True)
+    record1.metrics = {**record0.metrics, "n_structures": float(len(training) + 8)}
+    state = WorkflowState(config_fingerprint="test", iteration=1, stage="done",
+                          potential=record1, potentials=[record0, record1],
+                          dft_calls=store.count(status="labelled") + 1, halts={0: 9, 1: 0},
+                          finished=True, stop_reason="no exploration halts")
+    save_state(state, folder)
+    config = {"name": "cu-test", "elements": ["Cu"], "oracle": {"kind": "emt"},
+              "exploration": {"temperatures": [300, 900]},
+              "validation": validation or {"phonon_supercell": 3}}
+    (folder / "campaign.yaml").write_text(yaml.safe_dump(config))
+    write_monitoring_db(folder)
+    shutil.rmtree(folder / "runinfo", ignore_errors=True)
+    return folder
