@@ -65,6 +65,56 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from pyacemaker.release import validate_campaign
+
+    report = validate_campaign(Path(args.workdir), args.config)
+    print(f"validation of iteration {report.iteration}: {report.verdict}")
+    for reason in report.reasons:
+        print(f"  - {reason}")
+    return 0 if report.passed else 4
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pyacemaker.release import report_campaign
+
+    print(f"report written: {report_campaign(Path(args.workdir), args.config)}")
+    return 0
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from pyacemaker.release import package_campaign
+    from pyacemaker.stages.package import ReleaseRefused
+
+    try:
+        archive = package_campaign(Path(args.workdir), args.config, force=args.force,
+                                   version=args.version, author=args.author,
+                                   dist_dir=Path(args.dist))
+    except ReleaseRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 4
+    print(f"release written: {archive}")
+    return 0
+
+
+def _add_release_commands(sub: argparse._SubParsersAction) -> None:
+    config_help = "campaign YAML (default: campaign.yaml in the workdir, else defaults)"
+    validate = sub.add_parser("validate", help="Go/No-Go quality gate of the current potential")
+    report = sub.add_parser("report", help="write <workdir>/report.html")
+    package = sub.add_parser("package", help="release folder and zip in dist/")
+    for command in (validate, report, package):
+        command.add_argument("--workdir", required=True, help="campaign folder")
+        command.add_argument("--config", type=Path, help=config_help)
+    package.add_argument("--force", action="store_true",
+                         help="package even a potential that failed validation (marked so)")
+    package.add_argument("--version", help="SemVer of the release; default 0.<iteration>.0")
+    package.add_argument("--author", help="default: the current user")
+    package.add_argument("--dist", default="dist", help="output folder; default: %(default)s")
+    validate.set_defaults(func=_cmd_validate)
+    report.set_defaults(func=_cmd_report)
+    package.set_defaults(func=_cmd_package)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pyacemaker", description=DESCRIPTION,
@@ -84,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a campaign's progress")
     status.add_argument("--workdir", required=True)
     status.set_defaults(func=_cmd_status)
+    _add_release_commands(sub)
     return parser
 
 
