@@ -1,0 +1,95 @@
+"""Batch labelling: one Parsl app per structure on the "dft" executor.
+
+Each structure is labelled in ``workdir/<row_id>/`` and its result (label or quarantine,
+with the healing history) is written to the data lake the moment it arrives, so a kill
+loses at most the runs in flight. Rows already labelled are skipped, so running the same
+batch again resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+from ase import Atoms
+
+from pyacemaker.datastore import DataStore
+from pyacemaker.execution.engine import Engine, launch_for
+from pyacemaker.programs import Launch
+from pyacemaker.stages.oracle.base import LabelOutcome, Oracle, OracleConfigError
+
+log = logging.getLogger(__name__)
+
+
+def label_one(item: tuple[int, Atoms], oracle: Oracle, workdir: str,
+              launch: Launch | None) -> LabelOutcome:
+    """The Parsl app body: label one (row id, structure) in workdir/<row_id>/."""
+    row_id, atoms = item
+    return oracle.label(atoms, Path(workdir) / str(row_id), launch)
+
+
+def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle: Oracle,
+                workdir: Path, progress: Callable[[int, int], None] | None = None
+                ) -> dict[str, int]:
+    """Label ``row_ids`` in parallel; returns counts: converged, quarantined, skipped.
+
+    A configuration error (one that would hit every structure, e.g. a pseudopotential file
+    that vanished) leaves the affected rows as candidates and is raised after every other
+    structure of the batch has been stored.
+    """
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    counts: Counter[str] = Counter()
+    items: list[tuple[int, Atoms]] = []
+    for row_id in row_ids:
+        atoms = datastore.get_atoms(row_id)
+        if atoms.info.get("status") == "labelled":
+            counts["skipped"] += 1
+            continue
+        items.append((row_id, _clean(atoms)))
+    launch = launch_for(engine.site, "dft", "qe")
+    config_errors: list[str] = []
+    done = 0
+    for (row_id, _), future in engine.map("dft", label_one, items, oracle=oracle,
+                                          workdir=str(workdir), launch=launch):
+        done += 1
+        try:
+            outcome = future.result()
+        except OracleConfigError as exc:
+            config_errors.append(f"row {row_id}: {exc}")
+            counts["config_error"] += 1
+        except Exception as exc:  # an infrastructure failure (worker lost ...) after retries
+            log.error("row %d: labelling task failed: %s", row_id, exc)
+            datastore.quarantine(row_id, f"task_failed: {type(exc).__name__}: {exc}")
+            counts["quarantined"] += 1
+        else:
+            store_outcome(datastore, row_id, outcome)
+            counts[outcome.status] += 1
+        if progress is not None:
+            progress(done, len(items))
+    if config_errors:
+        raise OracleConfigError(
+            f"{len(config_errors)} structure(s) not labelled because of a configuration error "
+            f"(others stored: {dict(counts)}):\n  " + "\n  ".join(config_errors[:5]))
+    return {"converged": counts["converged"], "quarantined": counts["quarantined"],
+            "skipped": counts["skipped"]}
+
+
+def store_outcome(datastore: DataStore, row_id: int, outcome: LabelOutcome) -> None:
+    if outcome.status == "converged" and outcome.atoms is not None:
+        datastore.set_label(row_id, outcome.atoms, oracle=outcome.oracle,
+                            healing=outcome.attempts)
+    else:
+        datastore.quarantine(row_id, outcome.reason or "quarantined without a reason",
+                             healing=outcome.attempts)
+
+
+def _clean(atoms: Atoms) -> Atoms:
+    """The structure as the oracle should see it: no old calculator, no lake bookkeeping."""
+    atoms = atoms.copy()
+    atoms.calc = None
+    for key in ("status", "reason", "fingerprint", "healing", "oracle"):
+        atoms.info.pop(key, None)
+    return atoms
