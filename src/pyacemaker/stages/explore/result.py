@@ -35,6 +35,8 @@ class ExplorationResult:
     gamma_history: list[tuple[int, float]]  # (step, max gamma over atoms)
     frames: list[Atoms] = field(default_factory=list)
     message: str = ""
+    # (step, potential energy in eV of the engine's model) at every gamma check; MD fills it
+    energy_history: list[tuple[int, float]] = field(default_factory=list)
 
     @property
     def max_gamma(self) -> float:
