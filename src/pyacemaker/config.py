@@ -168,6 +168,12 @@ class ExplorationSettings(StrictModel):
     target_atoms: int = Field(64, gt=0, description="Approximate supercell size.")
     walkers: int = Field(2, gt=0)
     gamma_every: int = Field(10, gt=0, description="Compute gamma every N steps.")
+    max_walkers: int = Field(8, gt=0, description="Walkers per condition at most (policy).")
+    max_tasks: int = Field(16, gt=0, description="MD tasks per iteration at most (policy).")
+    max_frames_per_run: int = Field(
+        20, gt=0, description="Frames kept per run: the halted one and the highest-gamma others."
+    )
+    timeout_s: float = Field(7200.0, gt=0, description="Wall-time limit of one MD run.")
     kmc: KMCConfig = Field(default_factory=KMCConfig, description="aKMC exploration (eOn).")
 
 
