@@ -49,6 +49,18 @@ def worker_init(site: SiteConfig) -> str:
     return "\n".join(lines)
 
 
+class SitePolling:
+    """Mixin for a Parsl provider: poll the scheduler every ``poll_s`` seconds (Parsl's
+    cluster providers hard-code 60 s). A block that ended is only replaced after a poll has
+    seen it end, so this bounds how long a cancelled job's tasks wait for a new block."""
+
+    poll_s: float = 60.0
+
+    @property
+    def status_polling_interval(self) -> float:
+        return self.poll_s
+
+
 def block_launcher(res: StageResources) -> Launcher:
     """How a batch job starts its worker pools: one pool per node through srun, or one pool
     on the job's first node (SingleNodeLauncher; programs then reach the other nodes of a

@@ -16,8 +16,16 @@ from parsl.launchers import MpiRunLauncher, SingleNodeLauncher
 from parsl.providers import PBSProProvider, TorqueProvider
 from parsl.providers.cluster_provider import ClusterProvider
 
-from parsl_configs.common import assemble, htex, worker_init
+from parsl_configs.common import SitePolling, assemble, htex, worker_init
 from pyacemaker.config import STAGE_CLASSES, SiteConfig, StageClass
+
+
+class SiteTorqueProvider(SitePolling, TorqueProvider):
+    """TorqueProvider polling qstat at the site's ``scheduler_poll_s``."""
+
+
+class SitePBSProProvider(SitePolling, PBSProProvider):
+    """PBSProProvider polling qstat at the site's ``scheduler_poll_s``."""
 
 
 def pbs_directives(site: SiteConfig) -> str:
@@ -44,9 +52,14 @@ def pbs_provider(site: SiteConfig, stage: StageClass) -> ClusterProvider:
         walltime=res.walltime,
         launcher=SingleNodeLauncher() if res.nodes == 1 else MpiRunLauncher(),
     )
+    provider: SitePolling
     if site.pbs_flavor == "torque":
-        return TorqueProvider(**common)
-    return PBSProProvider(cpus_per_node=res.cores_per_task * res.max_parallel_tasks, **common)
+        provider = SiteTorqueProvider(**common)
+    else:
+        provider = SitePBSProProvider(
+            cpus_per_node=res.cores_per_task * res.max_parallel_tasks, **common)
+    provider.poll_s = site.scheduler_poll_s
+    return provider
 
 
 def make_config(site: SiteConfig, run_dir: Path) -> Config:

@@ -15,13 +15,17 @@ from pathlib import Path
 from parsl.config import Config
 from parsl.providers import SlurmProvider
 
-from parsl_configs.common import assemble, block_launcher, htex, worker_init
+from parsl_configs.common import SitePolling, assemble, block_launcher, htex, worker_init
 from pyacemaker.config import STAGE_CLASSES, SiteConfig, StageClass
+
+
+class SiteSlurmProvider(SitePolling, SlurmProvider):
+    """SlurmProvider polling squeue/sacct at the site's ``scheduler_poll_s``."""
 
 
 def slurm_provider(site: SiteConfig, stage: StageClass) -> SlurmProvider:
     res = site.resources[stage]
-    return SlurmProvider(
+    provider = SiteSlurmProvider(
         partition=site.partition,
         account=site.account,
         nodes_per_block=res.nodes,
@@ -35,6 +39,8 @@ def slurm_provider(site: SiteConfig, stage: StageClass) -> SlurmProvider:
         exclusive=False,
         launcher=block_launcher(res),
     )
+    provider.poll_s = site.scheduler_poll_s
+    return provider
 
 
 def make_config(site: SiteConfig, run_dir: Path) -> Config:

@@ -72,8 +72,9 @@ SchedulerType=sched/backfill
 MpiDefault=none
 ReturnToService=2
 MailProg=/bin/true
-# fast turnover for tests: jobs leave squeue quickly, cancelled steps die quickly
-MinJobAge=5
+# Finished jobs stay visible to squeue for 300 s (SLURM's default): with no accounting
+# storage, Parsl reads a job's end (CANCELLED, TIMEOUT) from squeue. Cancelled steps die fast.
+MinJobAge=300
 KillWait=2
 InactiveLimit=0
 SlurmctldTimeout=30

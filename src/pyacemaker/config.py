@@ -358,6 +358,10 @@ class SiteConfig(StrictModel):
         None, description="Address workers use to reach the driver; None = Parsl's guess."
     )
     pbs_flavor: Literal["pbspro", "torque"] = "pbspro"
+    scheduler_poll_s: float = Field(
+        60.0, gt=0, description="Seconds between squeue/qstat polls of this run's batch jobs; "
+        "a block that ended (cancelled, walltime) is replaced after the next poll.",
+    )
     heartbeat_period_s: int = Field(
         30, gt=0, description="Seconds between worker-pool heartbeats to the driver."
     )
