@@ -1,0 +1,78 @@
+"""pw.x inside a container: charliecloud's ch-run on the QE image that
+scripts/setup.d/qe_image.sh builds from a debootstrap'ed Debian rootfs (a cached step of
+make setup; the fixture runs it too, a no-op when the image exists). The label computed
+inside must equal the native one: same program, same libraries, same numbers."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hpc_support import REPO, label_si2, write_si2_input
+
+from pyacemaker.config import ContainerSettings, SiteConfig, StageResources
+from pyacemaker.execution import Engine, launch_for
+from pyacemaker.programs import Launch, run_program
+
+IMAGE = REPO / "build" / "containers" / "qe"
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture(scope="session")
+def qe_image() -> Path:
+    if shutil.which("ch-run") is None:
+        pytest.fail("ch-run not found: make setup installs charliecloud-runtime")
+    step = subprocess.run(["bash", str(REPO / "scripts/setup.d/qe_image.sh")],
+                          capture_output=True, text=True, timeout=900)
+    assert step.returncode == 0, f"QE image build failed:\n{step.stdout}\n{step.stderr}"
+    assert (IMAGE / ".pyacemaker-image").is_file(), f"no image at {IMAGE}:\n{step.stdout}"
+    return IMAGE
+
+
+def container_site(image: Path, ranks: int = 1) -> SiteConfig:
+    site = SiteConfig(container=ContainerSettings(runtime="charliecloud",
+                                                  images={"qe": str(image)}))
+    site.resources["dft"] = StageResources(mpi_ranks=ranks, max_parallel_tasks=1)
+    site.programs.mpirun = {"qe": "/usr/bin/mpirun"}
+    return site
+
+
+def test_programs_run_inside_the_image(qe_image: Path, tmp_path: Path) -> None:
+    launch = launch_for(container_site(qe_image), "dft")
+    inside = run_program(["cat", "/.pyacemaker-image"], tmp_path, launch=launch)
+    assert "quantum-espresso" in inside.stdout()  # the image's stamp, absent on the host
+    assert not Path("/.pyacemaker-image").exists()
+    assert inside.argv[0] == "ch-run" and str(qe_image) in inside.argv
+
+
+def test_label_inside_container_equals_native(qe_image: Path, tmp_path: Path) -> None:
+    native_dir, contained_dir = tmp_path / "native", tmp_path / "container"
+    for folder in (native_dir, contained_dir):
+        write_si2_input(folder, displacement=0.08)
+    native = label_si2(str(native_dir), Launch())
+    site = container_site(qe_image)
+    with Engine(site, tmp_path / "run") as engine:  # the campaign's path: site -> launch
+        contained = engine.submit("dft", label_si2, str(contained_dir),
+                                  launch_for(site, "dft")).result(timeout=300)
+    argv = (contained_dir / "command.json").read_text()
+    assert "ch-run" in argv and str(qe_image) in argv
+    assert contained.energy == pytest.approx(native.energy, abs=1e-6)
+    for f_in, f_out in zip(contained.forces, native.forces, strict=True):
+        assert f_in == pytest.approx(f_out, abs=1e-6)
+    assert abs(native.forces[1][0]) > 1e-2  # a displaced atom: the forces are not trivially 0
+
+
+def test_hybrid_mpi_host_launcher_outside_binary_inside(qe_image: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "mpi"
+    write_si2_input(folder, displacement=0.08)
+    launch = launch_for(container_site(qe_image, ranks=2), "dft")
+    assert launch.wrap(["pw.x"], folder)[:4] == ["/usr/bin/mpirun", "-np", "2", "ch-run"]
+    label = label_si2(str(folder), launch)
+    assert re.search(r"running on\s+2 processors", (folder / "stdout.txt").read_text())
+    reference = tmp_path / "serial"
+    write_si2_input(reference, displacement=0.08)
+    serial = label_si2(str(reference), Launch())
+    assert label.energy == pytest.approx(serial.energy, abs=1e-5)
