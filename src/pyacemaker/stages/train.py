@@ -48,8 +48,11 @@ TRAIN_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
 
 # Text in pacemaker's output that tells why a fit died (first match wins).
 FAILURE_SIGNATURES: tuple[tuple[str, str], ...] = (
-    (r"ResourceExhaustedError|MemoryError|std::bad_alloc|Unable to allocate|OOM", "out of memory"),
-    (r"\bnan\b|NaN", "NaN in the loss or the data"),
+    (r"ResourceExhaustedError|MemoryError|std::bad_alloc|Unable to allocate|OOM",
+     "out of memory"),
+    (r"pthread_create\(\) failed|Resource temporarily unavailable",
+     "out of memory or threads (resource limit)"),
+    (r"Loss:\s+(nan|inf)\b|is not finite|contains NaN", "non-finite (NaN/inf) loss"),
 )
 
 
@@ -104,6 +107,9 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
             )
         energy = float(atoms.get_potential_energy())
         forces = np.array(atoms.get_forces(), dtype=float)
+        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            raise ValueError(f"structure {index} ({atoms.get_chemical_formula()}): "
+                             "non-finite energy or forces in its labels")
         shift = sum(reference_energies[s] for s in atoms.get_chemical_symbols())
         base_energy = 0.0
         if baseline is not None:
@@ -152,6 +158,12 @@ def read_training_structures(dataset: Path) -> list[Atoms]:
     for column in ("ase_atoms", "forces", "energy_corrected"):
         if column not in frame.columns:
             raise ValueError(f"{dataset}: column {column!r} missing (has {list(frame.columns)})")
+    if frame.empty:
+        raise ValueError(f"{dataset}: the dataset has no structures")
+    for position, (energy, forces) in enumerate(zip(frame["energy_corrected"], frame["forces"],
+                                                    strict=True)):
+        if not (np.isfinite(energy) and np.isfinite(np.asarray(forces, dtype=float)).all()):
+            raise ValueError(f"{dataset}: row {position} has a non-finite energy or force")
     return list(frame["ase_atoms"])
 
 
@@ -301,7 +313,7 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
         shutil.copyfile(dataset, local_dataset)
     config = pacemaker_input(elements, settings, local_dataset.name, max_iterations, seed)
     baseline = resolve_baseline(settings.baseline, elements, structures)
-    argv = [executable, "input.yaml", "-o", POTENTIAL_YAML]
+    argv = [executable, "input.yaml", "-o", POTENTIAL_YAML, "--no-predict"]
     if initial_potential is not None:
         local_initial = workdir / "initial_potential.yaml"
         shutil.copyfile(initial_potential, local_initial)
@@ -310,8 +322,8 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     reused = _reuse_finished(workdir, inputs_hash)
     if reused is not None:
         return reused
-    for stale in (POTENTIAL_YAML, POTENTIAL_YACE, ACTIVE_SET, RECORD_FILE, "test_pred.pckl.gzip",
-                  "train_pred.pckl.gzip"):
+    for stale in (POTENTIAL_YAML, POTENTIAL_YACE, ACTIVE_SET, RECORD_FILE, "metrics.txt",
+                  "fitting_data_info.pckl.gzip", "test_data_info.pckl.gzip"):
         (workdir / stale).unlink(missing_ok=True)
     (workdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
@@ -375,38 +387,71 @@ def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path) ->
 
 
 def fit_metrics(workdir: Path) -> dict[str, float]:
-    """RMSEs from pacemaker's own prediction files (test set when present, else train)."""
-    import pandas as pd
+    """RMSEs of the fitted potential on pacemaker's own train/test split.
 
+    pacemaker saves the split it used (``fitting_data_info`` / ``test_data_info``); the
+    final potential is evaluated on them with pyace (pacemaker's ``--no-predict`` skips its
+    slow plotting). Headline keys use the test set when there is one, else the train set.
+    """
+    import pandas as pd
+    from pyace import PyACECalculator
+
+    workdir = Path(workdir)
+    calc = PyACECalculator(str(workdir / POTENTIAL_YAML))
     metrics: dict[str, float] = {}
-    for split in ("train", "test"):
-        path = Path(workdir) / f"{split}_pred.pckl.gzip"
+    for split, name in (("train", "fitting_data_info.pckl.gzip"),
+                        ("test", "test_data_info.pckl.gzip")):
+        path = workdir / name
         if not path.is_file():
             continue
         frame = pd.read_pickle(path, compression="gzip")
         if frame.empty:
             continue
-        n_atoms = frame["NUMBER_OF_ATOMS"].to_numpy(dtype=float)
-        de = (frame["energy_pred"].to_numpy(float) - frame["energy_corrected"].to_numpy(float))
-        df = np.concatenate([np.asarray(p) - np.asarray(r)
-                             for p, r in zip(frame["forces_pred"], frame["forces"], strict=True)])
-        metrics[f"{split}_energy_rmse_mev_per_atom"] = float(
-            1000 * np.sqrt(np.mean((de / n_atoms) ** 2)))
-        metrics[f"{split}_force_rmse_ev_per_a"] = float(np.sqrt(np.mean(df ** 2)))
+        energy_errors, force_errors = [], []
+        for atoms, energy, forces in zip(frame["ase_atoms"], frame["energy_corrected"],
+                                         frame["forces"], strict=True):
+            work = atoms.copy()
+            work.calc = calc
+            energy_errors.append((work.get_potential_energy() - energy) / len(work))
+            force_errors.append(work.get_forces() - np.asarray(forces))
+        with np.errstate(over="ignore", invalid="ignore"):
+            metrics[f"{split}_energy_rmse_mev_per_atom"] = float(
+                1000 * np.sqrt(np.mean(np.square(energy_errors))))
+            metrics[f"{split}_force_rmse_ev_per_a"] = float(
+                np.sqrt(np.mean(np.square(np.concatenate(force_errors)))))
         metrics[f"{split}_size"] = float(len(frame))
     split = "test" if "test_energy_rmse_mev_per_atom" in metrics else "train"
     if f"{split}_energy_rmse_mev_per_atom" not in metrics:
-        raise FitFailed("pacemaker wrote no prediction files", Path(workdir),
-                        _log_tail(Path(workdir)))
+        raise FitFailed("pacemaker saved no fitting data split", workdir, _log_tail(workdir))
     metrics["energy_rmse_mev_per_atom"] = metrics[f"{split}_energy_rmse_mev_per_atom"]
     metrics["force_rmse_ev_per_a"] = metrics[f"{split}_force_rmse_ev_per_a"]
     metrics["metrics_from_test_set"] = 1.0 if split == "test" else 0.0
-    metrics["n_functions"] = float(count_functions(Path(workdir) / POTENTIAL_YAML))
+    metrics["n_functions"] = float(count_functions(workdir / POTENTIAL_YAML))
+    initial = initial_train_rmse(workdir)
+    if initial is not None:
+        metrics["initial_train_energy_rmse_mev_per_atom"] = initial
     for key in ("energy_rmse_mev_per_atom", "force_rmse_ev_per_a"):
         if not math.isfinite(metrics[key]):
-            raise FitFailed(f"NaN loss: {key} is {metrics[key]}", Path(workdir),
-                            _log_tail(Path(workdir)))
+            raise FitFailed(f"non-finite (NaN/inf) loss: {key} is {metrics[key]}", workdir,
+                            _log_tail(workdir))
     return metrics
+
+
+def initial_train_rmse(workdir: Path) -> float | None:
+    """Train energy RMSE (meV/atom) before the first optimizer step, from metrics.txt.
+
+    Shows what a warm start saves: it starts near the previous fit's error.
+    """
+    path = workdir / "metrics.txt"
+    if not path.is_file():
+        return None
+    lines = path.read_text().split("\n")
+    if len(lines) < 2:
+        return None
+    header, first = lines[0].split(), lines[1].split()
+    if "rmse_epa" not in header or len(first) != len(header):
+        return None
+    return 1000 * float(first[header.index("rmse_epa")])
 
 
 def count_functions(potential_yaml: Path) -> int:
@@ -457,29 +502,41 @@ def _log_tail(workdir: Path, lines: int = 30) -> str:
     return "(no log written)"
 
 
+def _as_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def _check_fit(result: ProgramResult, workdir: Path) -> None:
     """Raise FitFailed unless pacemaker ended well and wrote a finite potential."""
     tail = _log_tail(workdir)
+    output = workdir / POTENTIAL_YAML
+    if result.ok and output.is_file():
+        if re.search(r"\b(nan|inf)\b", output.read_text(), flags=re.IGNORECASE):
+            raise FitFailed("non-finite (NaN/inf) coefficients in the potential", workdir, tail)
+        losses = re.findall(r"Loss:\s+(?:Total:\s+)?([-+.\w]+)", _log_tail(workdir, 10**6))
+        if losses and not math.isfinite(_as_float(losses[-1])):
+            raise FitFailed(f"non-finite (NaN/inf) loss: final loss {losses[-1]}", workdir, tail)
+        return
     if result.timed_out:
-        raise FitFailed(f"timed out after {result.duration_s:.0f} s", workdir, tail)
-    if result.signal is not None:
+        reason = f"timed out after {result.duration_s:.0f} s"
+    elif result.signal is not None:
         reason = f"killed by signal {result.signal}"
         if result.signal == 9:
             reason += " (out of memory or killed by the scheduler)"
-        raise FitFailed(reason, workdir, tail)
-    output = workdir / POTENTIAL_YAML
-    if result.returncode != 0 or not output.is_file():
-        everything = tail + "\n" + result.tail(40)
+    elif result.returncode != 0:
         reason = f"exit status {result.returncode}"
-        for pattern, label in FAILURE_SIGNATURES:
-            if re.search(pattern, everything):
-                reason += f", {label}"
-                break
-        if result.returncode == 0:
-            reason = f"no {POTENTIAL_YAML} written"
-        raise FitFailed(reason, workdir, tail + "\n--- stderr ---\n" + result.tail(15))
-    if re.search(r"\b(nan|inf)\b", output.read_text(), flags=re.IGNORECASE):
-        raise FitFailed("NaN loss: the potential has non-finite coefficients", workdir, tail)
+    else:
+        reason = f"no {POTENTIAL_YAML} written"
+    stderr_tail = result.tail(40)
+    for pattern, label in FAILURE_SIGNATURES:
+        if re.search(pattern, tail + "\n" + stderr_tail):
+            reason += f", {label}"
+            break
+    raise FitFailed(reason, workdir, tail + "\n--- stderr ---\n" + "\n".join(
+        stderr_tail.splitlines()[-15:]))
 
 
 # --------------------------------------------------------------------------- deployment
