@@ -125,6 +125,7 @@ class LammpsRunSpec:
     plugin: Path | None = None
     baseline: PairBaseline | None = None
     watchdog: bool = True  # False: plain pace, no gamma (benchmarks)
+    potential_yace: Path | None = None  # used by plain pace when given
 
 
 def md_steps(task: ExplorationTask, gamma_every: int) -> int:
@@ -135,7 +136,10 @@ def md_steps(task: ExplorationTask, gamma_every: int) -> int:
 def pair_commands(spec: LammpsRunSpec) -> list[str]:
     species = " ".join(spec.elements)
     style = "pace/extrapolation" if spec.watchdog else "pace"
-    files = f"{spec.potential_yaml} {spec.active_set}" if spec.watchdog else f"{spec.potential_yaml}"
+    if spec.watchdog:
+        files = f"{spec.potential_yaml} {spec.active_set}"
+    else:
+        files = str(spec.potential_yace or spec.potential_yaml)
     if spec.baseline is None:
         return [f"pair_style {style}", f"pair_coeff * * {files} {species}"]
     return spec.baseline.lammps_commands(spec.elements, style, f"* * {style} {files} {species}")

@@ -1,0 +1,146 @@
+"""Structure generation: cold-start cells and candidates around a halted frame."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from ase import Atoms
+from ase.build import bulk
+from ase.io import write
+from ase.neighborlist import neighbor_list
+
+from pyacemaker.config import CampaignConfig
+from pyacemaker.datastore import structure_fingerprint
+from pyacemaker.stages.generate import (
+    GenerationError,
+    UniversalPotentialUnavailable,
+    atomic_radius,
+    candidates_around,
+    initial_structures,
+    too_close,
+    universal_calculator,
+)
+
+
+def min_distance(atoms: Atoms) -> float:
+    _, _, d = neighbor_list("ijd", atoms, 6.0)
+    return float(d.min())
+
+
+def test_from_one_element_alone() -> None:
+    structures = initial_structures(CampaignConfig(elements=["Cu"]), 30, np.random.default_rng(0))
+    assert len(structures) == 30
+    assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in structures)
+    assert all(a.info["provenance"] == "coldstart" and a.info["iteration"] == 0
+               for a in structures)
+    assert all(len(a) <= 16 and a.pbc.all() for a in structures)
+    assert all(min_distance(a) > 0.7 * 2 * atomic_radius("Cu") for a in structures)
+    kinds = Counter(a.info["generator"].split("+", 1)[1] for a in structures)
+    assert {"strain", "rattle", "vacancy", "surface"} <= set(kinds), kinds
+    assert structures[0].info["generator"].startswith("Cu-reference")
+    volumes = [a.get_volume() / len(a) for a in structures if "surface" not in a.info["generator"]]
+    assert 9.0 < np.median(volumes) < 14.0  # around fcc Cu's 11.8 A^3/atom
+    assert len({structure_fingerprint(a) for a in structures}) == 30  # all distinct
+
+
+def test_binary_gets_prototypes_alloys_and_both_elements() -> None:
+    structures = initial_structures(CampaignConfig(elements=["Ti", "O"]), 40,
+                                    np.random.default_rng(1))
+    generators = {a.info["generator"].split("+")[0] for a in structures}
+    assert {"TiO-rocksalt", "TiO-cesiumchloride", "TiO-zincblende", "O2-dimer",
+            "Ti-reference"} <= generators
+    assert any(set(a.get_chemical_symbols()) == {"Ti", "O"} for a in structures)
+    assert not any(too_close(a) for a in structures)
+
+
+def test_generation_is_deterministic_given_the_generator() -> None:
+    config = CampaignConfig(elements=["Si"])
+    a = initial_structures(config, 12, np.random.default_rng(5))
+    b = initial_structures(config, 12, np.random.default_rng(5))
+    c = initial_structures(config, 12, np.random.default_rng(6))
+    assert all(np.allclose(x.positions, y.positions) for x, y in zip(a, b))
+    assert not all(np.allclose(x.positions, y.positions) for x, y in zip(a, c))
+
+
+def test_from_seed_files(tmp_path: Path) -> None:
+    seed = bulk("Cu", "fcc", a=3.61, cubic=True)
+    write(tmp_path / "POSCAR", seed, format="vasp")
+    config = CampaignConfig(elements=["Cu"], seed_structures=[tmp_path / "POSCAR"])
+    structures = initial_structures(config, 6, np.random.default_rng(0))
+    assert len(structures) == 6
+    assert np.allclose(structures[0].cell.array, seed.cell.array)  # the seed itself first
+    assert all(a.info["generator"].startswith("seed:POSCAR") for a in structures)
+    assert not np.allclose(structures[1].positions, seed.positions)
+
+
+def test_bad_seed_files_are_named(tmp_path: Path) -> None:
+    missing = CampaignConfig(elements=["Cu"], seed_structures=[tmp_path / "nope.cif"])
+    with pytest.raises(GenerationError, match="nope.cif"):
+        initial_structures(missing, 3, np.random.default_rng(0))
+    corrupt = tmp_path / "broken.cif"
+    corrupt.write_text("data_x\n_cell_length_a ???\nloop_\n")
+    with pytest.raises(GenerationError, match="(cannot read|no structure in) .*broken.cif"):
+        initial_structures(CampaignConfig(elements=["Cu"], seed_structures=[corrupt]), 3,
+                           np.random.default_rng(0))
+    garbage = tmp_path / "POSCAR"
+    garbage.write_text("not a structure\n1.0\nabc\n")
+    with pytest.raises(GenerationError, match="cannot read .*POSCAR"):
+        initial_structures(CampaignConfig(elements=["Cu"], seed_structures=[garbage]), 3,
+                           np.random.default_rng(0))
+    write(tmp_path / "ni.xyz", bulk("Ni", "fcc", a=3.5, cubic=True), format="extxyz")
+    wrong = CampaignConfig(elements=["Cu"], seed_structures=[tmp_path / "ni.xyz"])
+    with pytest.raises(GenerationError, match=r"\['Ni'\]"):
+        initial_structures(wrong, 3, np.random.default_rng(0))
+
+
+def halted_frame() -> Atoms:
+    frame = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((3, 3, 3))
+    frame.rattle(0.05, seed=3)
+    gamma = np.ones(len(frame))
+    gamma[13] = 8.0
+    frame.set_array("gamma", gamma)
+    frame.info.update(provenance="md_halt", source_task="it002_004_T1200_nvt_w0",
+                      gamma_max=8.0, iteration=2)
+    return frame
+
+
+def test_candidates_around_perturb_the_high_gamma_region() -> None:
+    frame = halted_frame()
+    cutoff = 4.0
+    candidates = candidates_around(frame, 6, np.random.default_rng(0), cutoff)
+    assert len(candidates) == 6
+    region = frame.get_distances(13, range(len(frame)), mic=True) <= cutoff
+    assert 5 < region.sum() < len(frame)
+    for k, candidate in enumerate(candidates):
+        assert candidate.info["provenance"] == "perturbation"
+        assert candidate.info["source_task"] == "it002_004_T1200_nvt_w0"
+        assert candidate.info["gamma_max"] == 8.0
+        assert "gamma" not in candidate.arrays
+        assert not too_close(candidate)
+        if k % 2 == 0:  # rattles only: atoms outside the region stay put
+            moved = np.linalg.norm(candidate.positions - frame.positions, axis=1)
+            assert np.all(moved[~region] == 0) and np.all(moved[region] > 0)
+            assert np.allclose(candidate.cell.array, frame.cell.array)
+        else:  # rattles plus a small cell strain
+            assert not np.allclose(candidate.cell.array, frame.cell.array)
+            ratio = candidate.get_volume() / frame.get_volume()
+            assert 0.95 < ratio < 1.05
+
+
+def test_candidates_without_per_atom_gamma_perturb_everything() -> None:
+    frame = halted_frame()
+    del frame.arrays["gamma"]
+    candidate = candidates_around(frame, 1, np.random.default_rng(2), 4.0)[0]
+    moved = np.linalg.norm(candidate.positions - frame.positions, axis=1)
+    assert np.all(moved > 0)
+
+
+def test_universal_potential_absent_here_says_so() -> None:
+    """No CHGNet/SevenNet in this environment: the cold start must say why, not crash."""
+    with pytest.raises(UniversalPotentialUnavailable, match="chgnet.*\n.*sevennet"):
+        universal_calculator()
+    with pytest.raises(UniversalPotentialUnavailable, match="unknown universal potential"):
+        universal_calculator("mace-mp")
