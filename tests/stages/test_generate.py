@@ -144,3 +144,24 @@ def test_universal_potential_absent_here_says_so() -> None:
         universal_calculator()
     with pytest.raises(UniversalPotentialUnavailable, match="unknown universal potential"):
         universal_calculator("mace-mp")
+
+
+def test_candidates_around_a_large_frame_are_embedded_clusters() -> None:
+    frame = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((6, 6, 6))  # 864 atoms, 21.6 A
+    frame.rattle(0.03, seed=4)
+    gamma = np.full(len(frame), 0.8)
+    gamma[100], gamma[700] = 9.0, 6.0  # two distant uncertain atoms
+    frame.set_array("gamma", gamma)
+    frame.info.update(provenance="md_halt", source_task="big", gamma_max=9.0, iteration=3)
+    cutoff = 4.0
+    candidates = candidates_around(frame, 4, np.random.default_rng(0), cutoff)
+    assert len(candidates) == 4
+    boxes = [c for c in candidates if c.info["provenance"] == "embedding"]
+    perturbed = [c for c in candidates if c.info["provenance"] == "perturbation"]
+    assert len(boxes) == 2 and len(perturbed) == 2
+    for box in boxes + perturbed:
+        assert 10 < len(box) < 200 < len(frame)  # DFT-sized, not the whole frame
+        assert box.info["source_task"] == "big" and box.info["iteration"] == 3
+        assert sum(box.info["core_mask"]) >= 1 and len(box.info["core_mask"]) == len(box)
+        assert not too_close(box)
+    assert abs(min_distance(boxes[0]) - min_distance(frame)) < 0.3  # neighbourhood kept

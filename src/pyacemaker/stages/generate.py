@@ -4,10 +4,9 @@
   reference states and common prototypes at a volume estimated from the elements, binary
   prototypes and random alloys for several elements) or from the user's seed files, then
   varies them: strains, rattles, vacancies, supercells and surface slabs.
-* :func:`candidates_around` proposes structures near a frame where exploration halted:
-  the oracle's cluster embedding of the high-gamma region when that module is present,
-  otherwise local perturbations (rattles concentrated within ``cutoff`` of the high-gamma
-  atoms) and small cell strains.
+* :func:`candidates_around` proposes DFT-sized structures near a frame where exploration
+  halted: the high-gamma region cut out and embedded in small periodic boxes (the oracle's
+  embedding), plus local perturbations (rattles near the high-gamma atoms, cell strains).
 * :func:`universal_calculator` loads a pretrained universal potential for an optional
   cold-start relaxation, only if one can be loaded offline; otherwise it says why.
 
@@ -17,7 +16,6 @@ Everything is deterministic given the ``numpy.random.Generator``.
 from __future__ import annotations
 
 import importlib
-import inspect
 from functools import lru_cache
 from collections.abc import Callable, Iterator
 from itertools import combinations, islice
@@ -33,6 +31,7 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
+from pyacemaker.stages.oracle.embedding import embed_uncertain_atoms
 
 MAX_ATOMS = 16  # cold-start cells stay cheap for DFT
 MIN_DISTANCE_FRACTION = 0.7  # reject cells with a pair closer than this x expected bond
@@ -43,6 +42,7 @@ VOLUME_STRAIN = 0.08
 SHEAR_STRAIN = 0.03
 RATTLE_RANGE = (0.02, 0.12)
 SLAB_VACUUM = 6.0
+EMBED_GAMMA_FRACTION = 0.5  # atoms above this x max gamma (and > 1) are cluster centres
 MAX_PROPOSALS_PER_PICK = 10  # a base giving no acceptable cell this often is dropped
 
 
@@ -306,32 +306,62 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
 
 def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
                       cutoff: float) -> list[Atoms]:
-    """``n`` structures near ``frame`` (a halted / high-gamma MD frame).
+    """``n`` DFT-sized structures near ``frame`` (a halted / high-gamma MD frame).
 
-    With the oracle's embedding available, clusters around the high-gamma atoms cut out
-    and embedded in small periodic boxes; otherwise local perturbations: rattles of the
-    atoms within ``cutoff`` of the highest-gamma atom (all atoms when the frame carries no
-    per-atom ``gamma``) and small cell strains. Each carries ``provenance`` ``embedding``
-    or ``perturbation`` and the frame's ``source_task`` and ``gamma_max``.
+    With per-atom ``gamma`` on the frame, the high-gamma atoms are cut out with everything
+    within ``cutoff`` and embedded in small periodic boxes (the oracle's
+    :func:`~pyacemaker.stages.oracle.embedding.embed_uncertain_atoms`; provenance
+    ``embedding``, ``info["core_mask"]`` marks the atoms whose forces are exact). The rest
+    of the budget goes to local perturbations (provenance ``perturbation``): rattles of the
+    atoms near the uncertain ones, every other one with a small cell strain. A frame too
+    small to cut from is perturbed as a whole around its highest-gamma atom; a frame
+    without per-atom gamma is perturbed everywhere. All carry the frame's ``source_task``,
+    ``gamma_max`` and ``iteration``.
     """
     if n < 1:
         return []
-    embedded = _embedding_candidates(frame, n, rng, cutoff)
-    if embedded is not None:
-        return embedded[:n]
-    mask = high_gamma_region(frame, cutoff)
+    gamma = frame.arrays.get("gamma")
+    if gamma is None:
+        return _perturbations([(frame, np.ones(len(frame), dtype=bool))], frame, n, rng)
+    threshold = max(1.0, EMBED_GAMMA_FRACTION * float(np.max(gamma)))
+    clusters = embed_uncertain_atoms(frame, gamma, threshold, cutoff, max_clusters=n)
+    boxes = [c for c in clusters if c.method == "cluster"]
+    out: list[Atoms] = []
+    for cluster in boxes:
+        box = cluster.atoms
+        box.info["parent_provenance"] = frame.info.get("provenance", "")
+        out.append(box)
+    if boxes:
+        sources = [(c.atoms, _near(c.atoms, c.core_mask, cutoff / 2)) for c in boxes]
+    else:  # the frame is already DFT-sized: perturb it around its uncertain atoms
+        sources = [(frame, high_gamma_region(frame, cutoff))]
+    return out + _perturbations(sources, frame, n - len(out), rng)
+
+
+def _near(atoms: Atoms, core: np.ndarray, radius: float) -> np.ndarray:
+    """Atoms within ``radius`` of any core atom (the box is cut out: no minimum image)."""
+    core_positions = atoms.positions[np.asarray(core, dtype=bool)]
+    distances = np.linalg.norm(atoms.positions[:, None, :] - core_positions[None], axis=-1)
+    return distances.min(axis=1) <= radius
+
+
+def _perturbations(sources: list[tuple[Atoms, np.ndarray]], frame: Atoms, n: int,
+                   rng: np.random.Generator) -> list[Atoms]:
     out: list[Atoms] = []
     attempts = 0
-    while len(out) < n and attempts < 20 * n:
+    while len(out) < n and attempts < 20 * max(n, 1):
+        source, mask = sources[attempts % len(sources)]
         attempts += 1
-        amplitude = float(rng.uniform(0.02, 0.08))
-        candidate = rattled(frame, rng, amplitude=amplitude, mask=mask)
+        candidate = rattled(source, rng, amplitude=float(rng.uniform(0.02, 0.08)), mask=mask)
         if len(out) % 2 == 1:
             candidate = strained(candidate, rng, volume=0.03, shear=0.015)
         candidate.arrays.pop("gamma", None)
         if too_close(candidate):
             continue
+        core_mask = source.info.get("core_mask")
         _inherit(candidate, frame, "perturbation")
+        if core_mask is not None:
+            candidate.info["core_mask"] = list(core_mask)
         out.append(candidate)
     return out
 
@@ -355,32 +385,6 @@ def _inherit(candidate: Atoms, frame: Atoms, provenance: str) -> None:
         "iteration": frame.info.get("iteration", 0),
         "parent_provenance": frame.info.get("provenance", ""),
     }
-
-
-def _embedding_candidates(frame: Atoms, n: int, rng: np.random.Generator,
-                          cutoff: float) -> list[Atoms] | None:
-    """Use stages/oracle/embedding.py when it exists and offers a function for this."""
-    function = _find_embedding_function()
-    if function is None or "gamma" not in frame.arrays:
-        return None
-    embedded = function(frame, n=n, rng=rng, cutoff=cutoff)
-    for atoms in embedded:
-        _inherit(atoms, frame, "embedding")
-    return list(embedded)
-
-
-def _find_embedding_function() -> Callable[..., list[Atoms]] | None:
-    try:
-        module = importlib.import_module("pyacemaker.stages.oracle.embedding")
-    except ImportError:
-        return None
-    function = getattr(module, "embedded_candidates", None)
-    if function is None:
-        return None
-    accepted = set(inspect.signature(function).parameters)
-    if not {"n", "rng", "cutoff"} <= accepted:
-        return None
-    return function
 
 
 def universal_calculator(name: str = "auto") -> Calculator:
