@@ -43,8 +43,9 @@ containers:
 report: setup
 	$(PYACE) report --workdir $(WORKDIR)
 
+# make package PACKAGE_ARGS="--force --version 1.0.0 --author 'A. Name'"
 package: setup
-	$(PYACE) package --workdir $(WORKDIR)
+	$(PYACE) package --workdir $(WORKDIR) $(PACKAGE_ARGS)
 
 clean:
 	rm -rf build dist .pytest_cache
