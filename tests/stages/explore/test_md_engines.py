@@ -5,6 +5,7 @@ All runs use the session's real pacemaker fit of Cu (``cu_ace_potential``).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from ase import Atoms
 from ase.build import bulk
 from pyace import PyACECalculator
 
-from pyacemaker.programs import run_program
+from pyacemaker.programs import Launch, run_program
 from pyacemaker.stages.baseline import PairBaseline
 from pyacemaker.stages.explore.lammps import (
     LammpsRunFailed,
@@ -189,3 +190,19 @@ def test_lammps_timeout_is_reported(record: PotentialRecord, tmp_path: Path) -> 
     task = ExplorationTask(name="slow", engine="lammps", steps=2_000_000, temperature=300)
     with pytest.raises(LammpsRunFailed, match="timed out"):
         run_exploration(task, cubic_cu(3), record, 50.0, 100.0, tmp_path, timeout_s=3)
+
+
+def test_lammps_on_two_mpi_ranks_matches_one(record: PotentialRecord, tmp_path: Path) -> None:
+    """The site's MPI launch (the venv's MPICH mpirun, as the wheel needs) splits the box."""
+    mpirun = str(Path(sys.executable).parent / "mpirun")
+    start = cubic_cu(3)
+    histories = {}
+    for ranks in (1, 2):
+        task = ExplorationTask(name=f"mpi{ranks}", engine="lammps", temperature=300, steps=50,
+                               seed=3)
+        launch = Launch(mpi_launcher="mpirun", mpi_ranks=ranks, mpirun=mpirun)
+        result = run_exploration(task, start, record, 50.0, 100.0, tmp_path / str(ranks),
+                                 launch=launch)
+        histories[ranks] = result.energy_history
+    assert "on 2 procs" in (tmp_path / "2" / "log.lammps").read_text()
+    assert histories[1] == pytest.approx(histories[2], rel=1e-9)

@@ -23,7 +23,6 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 from ase import Atoms
 from ase.calculators.lammps import Prism
 from ase.io import read, write
@@ -170,7 +169,7 @@ def lammps_input(task: ExplorationTask, spec: LammpsRunSpec, data_file: str) -> 
     if spec.plugin is not None:
         lines.append(f"plugin load {spec.plugin}")
     lines += pair_commands(spec)
-    lines += [f"neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
+    lines += ["neighbor 1.0 bin", "neigh_modify every 1 delay 0 check yes",
               f"timestep {timestep_ps:g}",
               f"velocity all create {task.temperature:g} {seed} dist gaussian mom yes rot yes"]
     lines += thermostat_commands(task, timestep_ps)
@@ -350,6 +349,3 @@ def run_lammps(task: ExplorationTask, start: Atoms, spec: LammpsRunSpec, workdir
     return LammpsOutcome(thermo=thermo, halt=parse_halt(log_text), frames=frames, final=final,
                          result=result)
 
-
-def per_atom_max(values: np.ndarray | None) -> float:
-    return float(np.max(values)) if values is not None and len(values) else 0.0

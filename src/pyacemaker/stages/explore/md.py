@@ -153,7 +153,7 @@ def _pick_frames(frames: list[Atoms], halt_step: int | None, max_frames: int) ->
         return float(np.max(per_atom)) if per_atom is not None else 0.0
 
     halted = [f for f in frames if halt_step is not None and f.info.get("step") == halt_step]
-    others = [f for f in frames if f not in halted]
+    others = [f for f in frames if all(f is not h for h in halted)]
     keep = sorted(others, key=gamma_of, reverse=True)[: max(0, max_frames - len(halted[:1]))]
     return sorted(halted[:1] + keep, key=lambda f: f.info.get("step", 0))
 
