@@ -10,6 +10,7 @@ with SingleNodeLauncher.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from parsl.config import Config
 from parsl.launchers import MpiRunLauncher, SingleNodeLauncher
@@ -21,7 +22,14 @@ from pyacemaker.config import STAGE_CLASSES, SiteConfig, StageClass
 
 
 class SiteTorqueProvider(SitePolling, TorqueProvider):
-    """TorqueProvider polling qstat at the site's ``scheduler_poll_s``."""
+    """TorqueProvider polling qstat at the site's ``scheduler_poll_s``, asking for the cores
+    the block's workers use: Parsl's template writes ``ppn=<tasks_per_node>``, which is 1 for
+    HTEX (one worker pool per node), so a block would get one core for all its workers."""
+
+    def __init__(self, *, cores_per_node: int, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.template_string = self.template_string.replace(
+            "ppn=${tasks_per_node}", f"ppn={cores_per_node}")
 
 
 class SitePBSProProvider(SitePolling, PBSProProvider):
@@ -42,7 +50,8 @@ def pbs_directives(site: SiteConfig) -> str:
 
 def pbs_provider(site: SiteConfig, stage: StageClass) -> ClusterProvider:
     res = site.resources[stage]
-    common = dict(
+    cores_per_node = res.cores_per_task * res.max_parallel_tasks
+    common: dict[str, Any] = dict(
         scheduler_options=pbs_directives(site),
         worker_init=worker_init(site),
         nodes_per_block=res.nodes,
@@ -52,12 +61,11 @@ def pbs_provider(site: SiteConfig, stage: StageClass) -> ClusterProvider:
         walltime=res.walltime,
         launcher=SingleNodeLauncher() if res.nodes == 1 else MpiRunLauncher(),
     )
-    provider: SitePolling
+    provider: SiteTorqueProvider | SitePBSProProvider
     if site.pbs_flavor == "torque":
-        provider = SiteTorqueProvider(**common)
+        provider = SiteTorqueProvider(cores_per_node=cores_per_node, **common)
     else:
-        provider = SitePBSProProvider(
-            cpus_per_node=res.cores_per_task * res.max_parallel_tasks, **common)
+        provider = SitePBSProProvider(cpus_per_node=cores_per_node, **common)
     provider.poll_s = site.scheduler_poll_s
     return provider
 

@@ -40,10 +40,11 @@ write_config() {
     hw=$(slurmd -C | head -1)
     cpus=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$hw")
     mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$hw")
-    local sockets cores threads
-    sockets=$(sed -n 's/.*SocketsPerBoard=\([0-9]*\).*/\1/p' <<<"$hw")
-    cores=$(sed -n 's/.*CoresPerSocket=\([0-9]*\).*/\1/p' <<<"$hw")
-    threads=$(sed -n 's/.*ThreadsPerCore=\([0-9]*\).*/\1/p' <<<"$hw")
+    # Declare at least SLURM_CLUSTER_CPUS (default 8) CPUs even on a 2-core machine
+    # (config_overrides): the four stage classes' blocks can then be alive at once, as they
+    # would be on several nodes of a real cluster, instead of queueing behind an idle block.
+    local want=${SLURM_CLUSTER_CPUS:-8}
+    (( cpus < want )) && cpus=$want
     cat > "$CONF" <<CONF
 # Written by scripts/slurm_cluster.sh: a minimal single-node cluster on 127.0.0.1.
 ClusterName=pyacemaker
@@ -79,7 +80,8 @@ KillWait=2
 InactiveLimit=0
 SlurmctldTimeout=30
 SlurmdTimeout=30
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus Sockets=$sockets CoresPerSocket=$cores ThreadsPerCore=$threads RealMemory=$mem State=UNKNOWN
+SlurmdParameters=config_overrides
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus Sockets=1 CoresPerSocket=$cpus ThreadsPerCore=1 RealMemory=$mem State=UNKNOWN
 PartitionName=$PARTITION Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 }
