@@ -135,6 +135,9 @@ class QEOracle:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         problem = geometry_problem(atoms, self.settings.min_interatomic_distance)
+        if problem is None and abs(atoms.cell.volume) < 1e-6:
+            problem = ("bad_input: no cell; pw.x needs a periodic box (embed a cluster with "
+                       "stages.oracle.embedding first)")
         if problem:
             return LabelOutcome("quarantined", None, problem, [], self.provenance({}, None))
         symbols = sorted(set(atoms.get_chemical_symbols()))
