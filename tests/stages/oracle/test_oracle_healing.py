@@ -76,3 +76,19 @@ def test_magnetic_flip_detected_but_collapse_accepted() -> None:
     assert magnetic_ordering_problem(start, np.array([0.05, -0.02])) is None
     reason = magnetic_ordering_problem(start, np.array([2.1, 2.0]))
     assert reason is not None and "atoms [1]" in reason
+
+
+def test_scf_cut_short_while_improving_continues_first() -> None:
+    from pyacemaker.stages.oracle.outcome import steadily_converging
+
+    assert steadily_converging([5e-2, 2e-3, 5e-5, 1e-7])
+    assert not steadily_converging([5e-2, 2e-3, 5e-3, 1e-3])  # oscillating
+    assert not steadily_converging([5e-2, 3e-2, 2e-2])  # too slow to call it converging
+    cut_short = Classification("scf_not_converged", "x", converging=True)
+    healer = Healer(["reduce_mixing", "more_steps"], budget=5)
+    name, p = healer.next_run(BASE, cut_short, density_saved=True, restart_saved=False)
+    assert (name, p.electron_maxstep, p.startingpot) == ("more_steps", 200, "file")
+    name, p = healer.next_run(p, cut_short, density_saved=True, restart_saved=False)
+    assert (name, p.electron_maxstep) == ("more_steps", 400)  # repeatable while improving
+    assert Healer(["reduce_mixing"], 5).next_run(BASE, cut_short, True, False)[0] == \
+        "reduce_mixing"  # only when the campaign allows more_steps

@@ -55,3 +55,14 @@ def test_mixed_functionals_refused() -> None:
     check_functionals([pbe, resolve_pseudopotential("Cu", {}, None)])  # PBE spelled two ways
     with pytest.raises(OracleConfigError, match="mix exchange-correlation"):
         check_functionals([pbe, lda])
+
+
+def test_missing_pw_executable_is_a_configuration_error(tmp_path: Path) -> None:
+    from ase.build import bulk
+
+    from pyacemaker.config import ProgramSettings
+
+    oracle = make_oracle(CampaignConfig(elements=["Si"]),
+                         ProgramSettings(pw=str(tmp_path / "no-such-pw.x")))
+    with pytest.raises(OracleConfigError, match="programs.pw: cannot start"):
+        oracle.label(bulk("Si", "diamond", a=5.43), tmp_path / "work")

@@ -7,7 +7,9 @@ from the first run's inputs: a change that did not help is dropped, not stacked 
 with an antiferromagnetic start, low mixing + local-TF + more smearing together still fail
 where more smearing alone converges).
 
-- scf_not_converged: the configured SCF strategies in order (reduce_mixing, local_tf,
+- scf_not_converged while the SCF error was still falling steadily (the run was only cut
+  short): more_steps, continuing from the saved density, at once and as often as needed.
+- scf_not_converged otherwise: the configured SCF strategies in order (reduce_mixing, local_tf,
   more_steps (continuing from the last charge density when pw.x saved one), more_smearing,
   cg_diagonalization); a strategy that would change nothing is skipped.
 - crashed: fewer MPI ranks (halved) while more than one; one plain retry at one rank.
@@ -108,6 +110,10 @@ class Healer:
             if restart_saved:
                 return "restart_from_saved_state", replace(params, restart=True)
             return None
+        if failure.converging and "more_steps" in self.scf_strategies:
+            # cut short while steadily improving: continue the same run for longer
+            return "more_steps", replace(fresh, electron_maxstep=2 * params.electron_maxstep,
+                                         startingpot="file" if density_saved else "atomic")
         assert self.base is not None
         start = replace(self.base, ranks=params.ranks, restart=False)
         for name in self.scf_strategies:

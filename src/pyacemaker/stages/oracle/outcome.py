@@ -54,6 +54,7 @@ class PwOutput:
     magmoms: np.ndarray | None = None
     total_magnetization: float | None = None
     scf_accuracy_ry: float | None = None
+    scf_accuracy_history: list[float] = field(default_factory=list)
     scf_iterations: int = 0
     converged_text: bool = False
     not_converged_text: bool = False
@@ -68,8 +69,9 @@ class PwOutput:
         if energies:
             out.energy = _float(energies[-1]) * Ry
         accuracies = _SCF_ACCURACY.findall(text)
+        out.scf_accuracy_history = [_float(a) for a in accuracies]
         if accuracies:
-            out.scf_accuracy_ry = _float(accuracies[-1])
+            out.scf_accuracy_ry = out.scf_accuracy_history[-1]
         iterations = _ITERATION.findall(text)
         out.scf_iterations = int(iterations[-1]) if iterations else 0
         out.converged_text = bool(_CONVERGED.search(text))
@@ -121,6 +123,7 @@ class PwOutput:
 class Classification:
     outcome: OutcomeClass
     detail: str
+    converging: bool = False  # an unconverged SCF that was still steadily improving
 
     @property
     def recoverable(self) -> bool:
@@ -145,9 +148,11 @@ def classify(result: ProgramResult, out: PwOutput, conv_thr: float,
         return Classification("crashed", f"killed by signal {result.signal} "
                                          f"(exit status {result.returncode})")
     if out.not_converged_text:
+        converging = steadily_converging(out.scf_accuracy_history)
         return Classification("scf_not_converged",
                               f"convergence NOT achieved after {out.scf_iterations} iterations "
-                              f"(last estimated scf accuracy {out.scf_accuracy_ry} Ry)")
+                              f"(last estimated scf accuracy {out.scf_accuracy_ry} Ry"
+                              f"{', still improving' if converging else ''})", converging)
     if out.errors:
         routine, message = out.errors[0]
         return Classification("crashed", f"pw.x error in {routine}: {message}")
@@ -161,6 +166,16 @@ def classify(result: ProgramResult, out: PwOutput, conv_thr: float,
                               f"exit 0 but SCF accuracy {out.scf_accuracy_ry} Ry is above "
                               f"conv_thr {conv_thr:g} Ry (scf_must_converge trap)")
     return sanity_check(out, max_force)
+
+
+def steadily_converging(history: list[float]) -> bool:
+    """True when the SCF error fell by 100x overall and kept falling over the last steps:
+    the run was merely cut short, so continuing it is the cure."""
+    if len(history) < 2 or min(history) <= 0:
+        return False
+    tail = history[-3:]
+    falling = all(b < a for a, b in zip(tail, tail[1:]))
+    return falling and history[-1] < history[0] / 100
 
 
 def sanity_check(out: PwOutput, max_force: float) -> Classification:

@@ -227,6 +227,9 @@ class QEOracle:
         result = run_program(argv, folder, timeout_s=self.settings.timeout_s, launch=launch,
                              check=False)
         text = result.stdout()
+        if result.returncode == 127 and "cannot start" in result.stderr():
+            raise OracleConfigError(f"programs.pw: cannot start {self.pw_command!r} "
+                                    f"({result.stderr().strip()}); see {folder}")
         output = PwOutput.parse(text, len(atoms))
         classification = classify(result, output, params.conv_thr, self.settings.max_force)
         if output.pseudo_files:
