@@ -47,5 +47,10 @@ report: setup
 package: setup
 	$(PYACE) package --workdir $(WORKDIR) $(PACKAGE_ARGS)
 
+monitor:  # Parsl's web view of a campaign's monitoring db, on this machine only
+	@test -f $(WORKDIR)/monitoring.db || { echo "no $(WORKDIR)/monitoring.db: enable monitoring in the site YAML and run a campaign (WORKDIR=...)"; exit 1; }
+	$(PY) -m pyacemaker.execution.monitoring $(WORKDIR)
+	$(VENV)/bin/parsl-visualize --listen 127.0.0.1 --port $${MONITOR_PORT:-8080} sqlite:///$(abspath $(WORKDIR))/monitoring.db
+
 clean:
 	rm -rf build dist .pytest_cache

@@ -7,10 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from parsl.config import Config
 from parsl.executors import HighThroughputExecutor
 from parsl.executors.base import ParslExecutor
+from parsl.executors.high_throughput.errors import ManagerLost, WorkerLost
 from parsl.launchers import SingleNodeLauncher, SrunLauncher
 from parsl.launchers.base import Launcher
 from parsl.monitoring.monitoring import MonitoringHub
@@ -82,12 +84,24 @@ def htex(site: SiteConfig, stage: StageClass, provider: ExecutionProvider) -> Hi
     )
 
 
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (ManagerLost, WorkerLost)
+NO_RETRY = 1_000_000.0
+
+
+def retry_infrastructure_only(exception: BaseException, task_record: Any) -> float:
+    """Parsl retry_handler: a lost worker pool or worker (cancelled or timed-out job, dead
+    node) costs 1 retry; an exception raised by the app itself is final, since rerunning
+    the same inputs gives the same failure (DFT healing changes the inputs, in the oracle)."""
+    return 1.0 if isinstance(exception, INFRASTRUCTURE_ERRORS) else NO_RETRY
+
+
 def assemble(site: SiteConfig, run_dir: Path, executors: Sequence[ParslExecutor]) -> Config:
     return Config(
         executors=list(executors),
         run_dir=str(run_dir / "runinfo"),
         monitoring=monitoring_hub(site, run_dir),
-        retries=1,  # infrastructure failures only; DFT healing happens inside the oracle
+        retries=site.infrastructure_retries,
+        retry_handler=retry_infrastructure_only,
         strategy_period=0.5,
         max_idletime=60.0,
         initialize_logging=True,

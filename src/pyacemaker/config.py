@@ -362,6 +362,10 @@ class SiteConfig(StrictModel):
         60.0, gt=0, description="Seconds between squeue/qstat polls of this run's batch jobs; "
         "a block that ended (cancelled, walltime) is replaced after the next poll.",
     )
+    infrastructure_retries: int = Field(
+        1, ge=0, description="Reruns of a task whose worker pool or worker was lost (job "
+        "cancelled, walltime, node failure). Errors raised by a stage itself are not retried.",
+    )
     heartbeat_period_s: int = Field(
         30, gt=0, description="Seconds between worker-pool heartbeats to the driver."
     )

@@ -21,6 +21,7 @@ from hpc_support import (
 
 from pyacemaker.config import SiteConfig, load_site
 from pyacemaker.execution import Engine, launch_for
+from pyacemaker.execution.monitoring import summarize_monitoring
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slurm, pytest.mark.timeout(600)]
@@ -88,6 +89,7 @@ def test_cancelled_block_is_detected_and_task_rerun_on_new_block(
     write_si2_input(folder, kpts=6, ecutwfc=30.0, displacement=0.05)  # a few seconds of pw.x
     marker = tmp_path / "attempts.txt"
     launch = launch_for(site, "dft")
+    site.monitoring.enabled = True  # the monitoring db must tell the same story
     with Engine(site, tmp_path / "run") as engine:
         future = engine.submit("dft", label_si2, str(folder), launch, 600, str(marker))
         deadline = time.monotonic() + 300
@@ -104,3 +106,7 @@ def test_cancelled_block_is_detected_and_task_rerun_on_new_block(
     assert label.slurm_job_id == attempts[1] != first_job
     assert first_job not in squeue_ids()
     assert abs(label.forces[1][0]) > 1e-3  # the displaced atom feels a force
+    dft = {e.executor: e for e in summarize_monitoring(tmp_path / "run/monitoring.db").executors
+           }["dft"]
+    assert (dft.tasks, dft.tries, dft.retried, dft.failed) == (1, 2, 1, 0)
+    assert dft.blocks == 2 and set(attempts) <= set(dft.job_ids)

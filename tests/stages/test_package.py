@@ -94,3 +94,24 @@ def test_failed_validation_needs_force_and_is_marked(campaign, tmp_path, capsys)
 def test_manifest_model_rejects_a_bad_version():
     with pytest.raises(ValueError, match="version"):
         ReleaseManifest.model_validate({"version": "v1", "name": "x"})
+
+
+def test_pseudopotential_checksums_from_the_labels_else_the_oracle_rules(tmp_path):
+    from pyacemaker.config import CampaignConfig
+    from pyacemaker.datastore import labelled_copy
+    from pyacemaker.stages.oracle.pseudo import resolve_pseudopotential
+    from pyacemaker.stages.package import pseudopotential_checksums
+
+    config = CampaignConfig(elements=["Cu", "Ni"])  # QE oracle by default
+    store = DataStore(tmp_path / "data.db")
+    atoms = bulk("Cu")
+    atoms.calc = EMT()
+    labelled = labelled_copy(atoms, atoms.get_potential_energy(), atoms.get_forces())
+    row_id, _ = store.add(labelled)
+    recorded = {"element": "Cu", "file": "/site/pseudos/Cu.pbe-dn-kjpaw.UPF", "sha256": "ab" * 32}
+    store.set_label(row_id, labelled, oracle={"pseudopotentials": [recorded]})
+    checksums = {p.element: p for p in pseudopotential_checksums(config, store)}
+    assert checksums["Cu"].sha256 == "ab" * 32  # what the labels were computed with
+    assert checksums["Cu"].file == "Cu.pbe-dn-kjpaw.UPF"
+    nickel = resolve_pseudopotential("Ni", {}, None)  # not in the labels: today's choice
+    assert checksums["Ni"].sha256 == hashlib.sha256(nickel.path.read_bytes()).hexdigest()

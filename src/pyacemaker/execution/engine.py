@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, as_completed
 from pathlib import Path
@@ -13,6 +14,7 @@ from parsl.dataflow.dflow import DataFlowKernel
 
 from parsl_configs import factory_for
 from pyacemaker.config import SiteConfig, StageClass, Tool
+from pyacemaker.execution.monitoring import MonitoringDBError, write_monitoring_summary
 from pyacemaker.programs import Launch, ProgramResult, run_program
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,19 @@ class Engine:
             self._dfk.cleanup()
             parsl.clear()
             self._dfk = None
+            if self.site.monitoring.enabled:
+                self._summarize_monitoring()
+
+    def _summarize_monitoring(self) -> None:
+        """After the run (the db is complete and closed): monitoring_summary.json for the
+        report. A broken db must not fail a finished run: warn and go on."""
+        try:
+            summary = write_monitoring_summary(self.run_dir)
+        except (MonitoringDBError, OSError, sqlite3.Error) as exc:
+            log.warning("monitoring summary not written: %s", exc)
+            return
+        if summary is not None:
+            log.info("monitoring summary: %s", summary)
 
     def submit(self, stage: StageClass, func: Callable[..., T], *args: Any,
                **kwargs: Any) -> Future[T]:

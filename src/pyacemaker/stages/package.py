@@ -144,7 +144,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _pseudopotentials(config: CampaignConfig, store: DataStore) -> list[Pseudopotential]:
+def pseudopotential_checksums(config: CampaignConfig,
+                              store: DataStore) -> list[Pseudopotential]:
     """Checksums of the pseudopotentials: those recorded with the labels first, else the
     ones the oracle's resolution rules pick now."""
     if config.oracle.kind != "qe":
@@ -302,7 +303,7 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
         dft=DFTProvenance(oracle=config.oracle.kind,
                           settings=config.oracle.qe.model_dump(mode="json")
                           if config.oracle.kind == "qe" else {"calculator": "ase EMT"},
-                          pseudopotentials=_pseudopotentials(config, store)),
+                          pseudopotentials=pseudopotential_checksums(config, store)),
         energy_model=EnergyModel(reference_energies_ev=references, baseline=baseline),
         validation=ValidationSummary(verdict=validation.verdict, reasons=validation.reasons,
                                      metrics=validation.metrics(),

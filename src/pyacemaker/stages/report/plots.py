@@ -29,34 +29,29 @@ def to_data_uri(figure: Figure) -> str:
 
 def learning_curves(potentials: Sequence[PotentialRecord],
                     validation_errors: dict[int, tuple[float, float]]) -> str:
-    """Energy and force RMSE vs iteration (fit metrics, and validation when present)
-    and vs training-set size."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    """Energy and force RMSE vs iteration (fit's test split, and the validation's held-out
+    set when per-iteration reports exist) and vs training-set size."""
+    figure, (ax_e, ax_f, ax_n) = plt.subplots(1, 3, figsize=(12, 3.4),
+                                              gridspec_kw={"wspace": 0.45})
     iterations = [p.iteration for p in potentials]
     sizes = [p.metrics.get("n_structures", np.nan) for p in potentials]
     energy = [p.metrics.get("energy_rmse_mev_per_atom", np.nan) for p in potentials]
     force = [p.metrics.get("force_rmse_ev_per_a", np.nan) for p in potentials]
-    ax_e, ax_n = axes
-    ax_e.plot(iterations, energy, "o-", label="energy (fit test split)")
-    ax_f = ax_e.twinx()
-    ax_f.plot(iterations, force, "s--", color="C1", label="forces (fit test split)")
+    ax_e.plot(iterations, energy, "o-", label="fit test split")
+    ax_f.plot(iterations, force, "s-", label="fit test split")
     if validation_errors:
         its = sorted(validation_errors)
-        ax_e.plot(its, [validation_errors[i][0] for i in its], "o:", color="C2",
-                  label="energy (validation)")
-        ax_f.plot(its, [validation_errors[i][1] for i in its], "s:", color="C3",
-                  label="forces (validation)")
-    ax_e.set_xlabel("iteration")
-    ax_e.set_ylabel("energy RMSE (meV/atom)")
-    ax_f.set_ylabel("force RMSE (eV/Å)")
-    lines = ax_e.get_legend_handles_labels()
-    more = ax_f.get_legend_handles_labels()
-    ax_e.legend(lines[0] + more[0], lines[1] + more[1], fontsize=7)
-    ax_n.plot(sizes, energy, "o-", label="energy RMSE (meV/atom)")
-    ax_n.plot(sizes, np.array(force) * 1000, "s--", label="force RMSE (meV/Å)")
-    ax_n.set_xlabel("training structures")
-    ax_n.set_ylabel("RMSE")
-    ax_n.legend(fontsize=7)
+        ax_e.plot(its, [validation_errors[i][0] for i in its], "o:", label="validation")
+        ax_f.plot(its, [validation_errors[i][1] for i in its], "s:", label="validation")
+    ax_e.set(xlabel="iteration", ylabel="energy RMSE (meV/atom)")
+    ax_f.set(xlabel="iteration", ylabel="force RMSE (eV/Å)")
+    ax_n.plot(sizes, energy, "o-", label="energy (meV/atom)")
+    ax_n.plot(sizes, np.array(force) * 1000, "s--", label="forces (meV/Å)")
+    ax_n.set(xlabel="training structures", ylabel="RMSE")
+    for ax in (ax_e, ax_f, ax_n):
+        ax.legend(fontsize=7)
+    for ax in (ax_e, ax_f):
+        ax.xaxis.get_major_locator().set_params(integer=True)
     return to_data_uri(figure)
 
 
@@ -102,8 +97,17 @@ def phonon_bands_dos(phonons: PhononResult) -> str:
     ax_b.axhline(0, color="k", lw=0.5)
     for x in phonons.band_special_x:
         ax_b.axvline(x, color="grey", lw=0.5)
-    ax_b.set_xticks(phonons.band_special_x)
-    ax_b.set_xticklabels(["Γ" if lab == "G" else lab for lab in phonons.band_special_labels])
+    ticks: list[float] = []
+    labels: list[str] = []
+    for x, label in zip(phonons.band_special_x, phonons.band_special_labels, strict=True):
+        label = "Γ" if label == "G" else label
+        if ticks and abs(x - ticks[-1]) < 1e-9:  # a break in the path: "K|U"
+            labels[-1] += "|" + label
+        else:
+            ticks.append(x)
+            labels.append(label)
+    ax_b.set_xticks(ticks)
+    ax_b.set_xticklabels(labels)
     ax_b.set_xlim(phonons.band_x[0], phonons.band_x[-1])
     ax_b.set_ylabel("frequency (THz)")
     ax_b.set_title(f"{phonons.label}: "
