@@ -118,14 +118,22 @@ def _healing(data: CampaignData) -> str:
 
 
 def _monitoring(workdir: Path) -> str:
-    rows, source = collect_monitoring(workdir)
-    if rows is None:
+    data = collect_monitoring(workdir)
+    if data is None:
         return _note("No Parsl monitoring database (monitoring.db) in this campaign.")
-    return (_note(f"From {source}.")
-            + _table(["app", "tasks", "failed tries", "mean (s)", "max (s)"],
-                     [[r.app, r.tasks, r.failed_tries,
-                       float("nan") if r.mean_s is None else r.mean_s,
-                       float("nan") if r.max_s is None else r.max_s] for r in rows]))
+    parts = [_note(f"From {data.source}, read after the run.")]
+    if data.overview:
+        keys = list(data.overview)
+        parts.append(_table(keys, [[data.overview[k] for k in keys]], left=0))
+    if data.executors:
+        columns = ["executor", "tasks", "succeeded", "failed", "retried", "mean_try_s",
+                   "max_try_s", "blocks"]
+        parts.append(_table(columns, [[e.get(c, "") for c in columns] for e in data.executors]))
+    parts.append(_table(["app", "tasks", "failed tries", "mean (s)", "max (s)"],
+                        [[r.app, r.tasks, r.failed_tries,
+                          float("nan") if r.mean_s is None else r.mean_s,
+                          float("nan") if r.max_s is None else r.max_s] for r in data.apps]))
+    return "".join(parts)
 
 
 def build_report(workdir: Path, config: CampaignConfig, state: WorkflowState,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections import Counter, defaultdict
+from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -130,20 +132,43 @@ def read_monitoring_db(path: Path) -> list[MonitoringRow]:
     return rows
 
 
-def collect_monitoring(workdir: Path) -> tuple[list[MonitoringRow] | None, str]:
-    """The execution layer's own summary when it offers one, else the db read directly."""
-    path = Path(workdir) / MONITORING_FILE
-    if not path.is_file():
-        return None, ""
-    try:
-        from pyacemaker.execution import monitoring  # optional: another stage's module
-        summarize = getattr(monitoring, "summarize_monitoring", None)
-    except ImportError:
-        summarize = None
-    if summarize is not None:
+class MonitoringData(BaseModel):
+    source: str
+    overview: dict[str, float] = Field(default_factory=dict,
+                                       description="runs, wall_time_s, tasks, succeeded, failed")
+    executors: list[dict[str, Any]] = Field(default_factory=list)
+    apps: list[MonitoringRow] = Field(default_factory=list)
+
+
+def find_monitoring_db(workdir: Path) -> Path | None:
+    """``monitoring.db`` in the campaign folder or one level below (the Parsl run dir)."""
+    for candidate in [Path(workdir) / MONITORING_FILE,
+                      *sorted(Path(workdir).glob(f"*/{MONITORING_FILE}"))]:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def collect_monitoring(workdir: Path) -> MonitoringData | None:
+    """The execution layer's per-executor summary (its monitoring_summary.json, or computed
+    from the db) plus per-app counts read from the db, read-only, after the run."""
+    db = find_monitoring_db(workdir)
+    if db is None:
+        return None
+    data = MonitoringData(source=str(db), apps=read_monitoring_db(db))
+    summary: dict[str, Any] | None = None
+    saved = db.parent / "monitoring_summary.json"
+    if saved.is_file():
+        summary = json.loads(saved.read_text())
+    else:
         try:
-            rows = [MonitoringRow.model_validate(r) for r in summarize(path)]
-            return rows, "pyacemaker.execution.monitoring"
-        except Exception:  # noqa: BLE001 - fall back to reading the db ourselves
-            pass
-    return read_monitoring_db(path), str(path)
+            from pyacemaker.execution.monitoring import summarize_monitoring
+        except ImportError:
+            summarize_monitoring = None
+        if summarize_monitoring is not None:
+            summary = asdict(summarize_monitoring(db))
+    if summary:
+        data.overview = {k: float(summary[k]) for k in
+                         ("runs", "wall_time_s", "tasks", "succeeded", "failed") if k in summary}
+        data.executors = list(summary.get("executors", []))
+    return data
