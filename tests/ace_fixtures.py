@@ -103,3 +103,53 @@ def cu_ace_potential(tmp_path_factory: pytest.TempPathFactory) -> FittedPotentia
         cutoff=settings.cutoff, elements=["Cu"], training_structures=structures,
         record=record, reference_energies=references,
     )
+
+
+def cuni_training_structures(seed: int = 1) -> list[Atoms]:
+    """30 EMT-labelled Cu-Ni cells: random fcc alloys, pure ends, strained and rattled."""
+    rng = np.random.default_rng(seed)
+    structures: list[Atoms] = []
+    for k in range(30):
+        atoms = bulk("Cu", "fcc", a=3.55, cubic=True)
+        if k % 3 == 2:
+            atoms = atoms.repeat((2, 1, 1))
+        fraction_ni = [0.0, 1.0][k] if k < 2 else rng.uniform(0.2, 0.8)
+        symbols = np.where(rng.random(len(atoms)) < fraction_ni, "Ni", "Cu")
+        if k >= 2 and len(set(symbols)) == 1:
+            symbols[0] = "Ni" if symbols[0] == "Cu" else "Cu"
+        atoms.set_chemical_symbols(list(symbols))
+        strain = rng.uniform(-0.03, 0.03)
+        atoms.set_cell(atoms.cell * (1 + strain), scale_atoms=True)
+        atoms.rattle(stdev=rng.uniform(0.02, 0.1), seed=int(rng.integers(1 << 30)))
+        atoms.info["provenance"] = "test_emt"
+        structures.append(atoms)
+    return emt_label(structures)
+
+
+@pytest.fixture(scope="session")
+def cuni_delta_potential(tmp_path_factory: pytest.TempPathFactory) -> FittedPotential:
+    """A real Cu-Ni fit (delta learning on an explicit ZBL baseline reaching 2.3 A).
+
+    The baseline's outer cutoff (2.3 A) lies above the shortest distances in the data on
+    purpose, so the subtraction and re-addition of the baseline matter for the data.
+    """
+    from pyacemaker.config import BaselineSettings
+    from pyacemaker.stages.train import (fit_potential, free_atom_energies, resolve_baseline,
+                                         write_training_set)
+
+    workdir = tmp_path_factory.mktemp("cuni_delta")
+    elements = ["Cu", "Ni"]
+    structures = cuni_training_structures()
+    references = free_atom_energies(EMT(), elements)
+    settings = tiny_training_settings(
+        number_of_functions_per_element=10, max_iterations=80,
+        baseline=BaselineSettings(kind="delta_zbl", inner_cutoff=2.3))
+    baseline = resolve_baseline(settings.baseline, elements, structures)
+    dataset = write_training_set(structures, workdir / "cuni.pckl.gzip", references, baseline)
+    record = fit_potential(dataset, elements, settings, workdir / "fit",
+                           reference_energies=references)
+    return FittedPotential(
+        yaml=Path(record.yaml), yace=Path(record.yace or ""), asi=Path(record.asi or ""),
+        cutoff=settings.cutoff, elements=elements, training_structures=structures,
+        record=record, reference_energies=references,
+    )

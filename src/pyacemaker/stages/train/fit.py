@@ -1,15 +1,4 @@
-"""Fitting ACE potentials with pacemaker: dataset, input.yaml, fit, .yace, active set.
-
-Energy referencing (explicit, per element): the training target is
-
-    energy_corrected = E_label - sum_i E_ref[species_i] - E_baseline
-
-where ``E_ref`` are free-atom energies of the same oracle that labelled the data (so the
-ACE energy of an isolated atom, which is zero, is physically right), and ``E_baseline``
-is the explicit pair baseline of delta learning (zero otherwise). The reference energies
-and the baseline are written next to the potential (``potential_meta.json``) and into
-the :class:`~pyacemaker.state.PotentialRecord`; :func:`total_energy_calculator` adds both
-back, so it reproduces the labels' absolute energies.
+"""Running pacemaker: fit, .yace, active set, metrics, failure classification.
 
 pacemaker runs as an external program in its own folder (``workdir``); a fit that ends
 badly raises :class:`FitFailed` carrying the log tail, and never touches the previous
@@ -23,20 +12,18 @@ import json
 import math
 import re
 import shutil
-from dataclasses import dataclass
-from itertools import combinations_with_replacement
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import yaml
-from ase import Atoms
-from ase.calculators.calculator import Calculator
 
-from pyacemaker.config import BaselineSettings, TrainingSettings
-from pyacemaker.datastore import DataStore
+from pyacemaker.config import TrainingSettings
 from pyacemaker.programs import Launch, ProgramResult, run_program
-from pyacemaker.stages.baseline import PairBaseline, baseline_from_settings
+from pyacemaker.stages.baseline import PairBaseline
+from pyacemaker.stages.train.dataset import (dataset_meta_path, read_dataset_meta,
+                                             read_training_structures, resolve_baseline)
+from pyacemaker.stages.train.inputs import pacemaker_input
 from pyacemaker.state import PotentialRecord
 
 POTENTIAL_YAML = "output_potential.yaml"
@@ -76,206 +63,6 @@ class FitFailed(RuntimeError):
         return (FitFailed, (self.reason, self.workdir, self.log_tail))
 
 
-# --------------------------------------------------------------------------- dataset
-
-
-def free_atom_energies(calculator: Calculator, elements: list[str],
-                       box: float = 20.0) -> dict[str, float]:
-    """Energy of one isolated atom per element (a reference for ``energy_corrected``)."""
-    energies = {}
-    for element in elements:
-        atom = Atoms(element, cell=[box, box, box], pbc=True, positions=[[box / 2] * 3])
-        atom.calc = calculator
-        energies[element] = float(atom.get_potential_energy())
-    return energies
-
-
-def training_frame(structures: list[Atoms], reference_energies: dict[str, float],
-                   baseline: PairBaseline | None = None) -> Any:
-    """The pandas DataFrame pacemaker reads, with energies referenced and baseline removed."""
-    import pandas as pd
-
-    records = []
-    for index, atoms in enumerate(structures):
-        if atoms.calc is None:
-            raise ValueError(f"structure {index} ({atoms.get_chemical_formula()}) has no labels")
-        missing = sorted(set(atoms.get_chemical_symbols()) - set(reference_energies))
-        if missing:
-            raise ValueError(
-                f"structure {index}: no reference energy for element(s) {missing}; "
-                f"reference_energies has {sorted(reference_energies)}"
-            )
-        energy = float(atoms.get_potential_energy())
-        forces = np.array(atoms.get_forces(), dtype=float)
-        if not (np.isfinite(energy) and np.isfinite(forces).all()):
-            raise ValueError(f"structure {index} ({atoms.get_chemical_formula()}): "
-                             "non-finite energy or forces in its labels")
-        shift = sum(reference_energies[s] for s in atoms.get_chemical_symbols())
-        base_energy = 0.0
-        if baseline is not None:
-            base_energy, base_forces = baseline.energy_and_forces(atoms)
-            forces = forces - base_forces
-        clean = atoms.copy()
-        clean.calc = None
-        records.append({
-            "name": str(atoms.info.get("row_id", index)),
-            "ase_atoms": clean,
-            "energy": energy,
-            "energy_corrected": energy - shift - base_energy,
-            "forces": forces,
-        })
-    return pd.DataFrame.from_records(records)
-
-
-def write_training_set(structures: list[Atoms], path: Path, reference_energies: dict[str, float],
-                       baseline: PairBaseline | None = None) -> Path:
-    """Write labelled ``structures`` as pacemaker's gzip-pickled DataFrame."""
-    if not structures:
-        raise ValueError(f"{path}: no labelled structures to write")
-    frame = training_frame(structures, reference_energies, baseline)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_pickle(path, compression="gzip", protocol=4)
-    return path.resolve()
-
-
-def export_training_set(datastore: DataStore, path: Path, reference_energies: dict[str, float],
-                        baseline: PairBaseline | None = None) -> Path:
-    """All labelled structures of the data lake as a pacemaker dataset."""
-    structures = datastore.atoms(status="labelled")
-    if not structures:
-        raise ValueError(f"{datastore.path}: no labelled structures to export")
-    return write_training_set(structures, path, reference_energies, baseline)
-
-
-def read_training_structures(dataset: Path) -> list[Atoms]:
-    import pandas as pd
-
-    try:
-        frame = pd.read_pickle(dataset, compression="gzip")
-    except Exception as exc:  # noqa: BLE001 - any unpickling problem means a bad file
-        raise ValueError(f"{dataset}: not a readable pacemaker dataset: {exc}") from exc
-    for column in ("ase_atoms", "forces", "energy_corrected"):
-        if column not in frame.columns:
-            raise ValueError(f"{dataset}: column {column!r} missing (has {list(frame.columns)})")
-    if frame.empty:
-        raise ValueError(f"{dataset}: the dataset has no structures")
-    for position, (energy, forces) in enumerate(zip(frame["energy_corrected"], frame["forces"],
-                                                    strict=True)):
-        if not (np.isfinite(energy) and np.isfinite(np.asarray(forces, dtype=float)).all()):
-            raise ValueError(f"{dataset}: row {position} has a non-finite energy or force")
-    return list(frame["ase_atoms"])
-
-
-def shortest_distance(structures: list[Atoms]) -> float:
-    """Shortest interatomic distance over all structures (periodic images included)."""
-    from ase.neighborlist import neighbor_list
-
-    shortest = math.inf
-    for atoms in structures:
-        if len(atoms) == 0:
-            continue
-        d = neighbor_list("d", atoms, 4.0)
-        if len(d):
-            shortest = min(shortest, float(d.min()))
-    return shortest
-
-
-# --------------------------------------------------------------------------- input.yaml
-
-
-def bond_keys(elements: list[str]) -> list[tuple[str, str]]:
-    """Every unordered element pair, self-pairs included: Cu-Ni gives CuCu, CuNi, NiNi."""
-    return list(combinations_with_replacement(sorted(elements), 2))
-
-
-def pacemaker_input(elements: list[str], settings: TrainingSettings, dataset: str,
-                    max_iterations: int, seed: int = 42) -> dict[str, Any]:
-    """pacemaker's input.yaml as a dict. Every bond is listed explicitly."""
-    cutoff = settings.cutoff
-    bond = {"radbase": "SBessel", "radparameters": [5.25], "rcut": cutoff, "dcut": 0.01,
-            "NameOfCutoffFunction": "cos"}
-    bonds: dict[str, Any] = {}
-    for a, b in bond_keys(elements):
-        bonds[f"{a} {b}"] = dict(bond)
-    baseline = settings.baseline
-    if baseline.kind == "zbl_core" and baseline.inner_cutoff is not None:
-        for spec in bonds.values():
-            spec.update(r_in=baseline.inner_cutoff, delta_in=0.1, inner_cutoff_type="zbl",
-                        **{"core-repulsion": [1.0, 1.0]})
-    functions: dict[str, Any] = {
-        "number_of_functions_per_element": settings.number_of_functions_per_element,
-        "UNARY": {"nradmax_by_orders": [15, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1]},
-        "BINARY": {"nradmax_by_orders": [15, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1]},
-        "ALL": {"nradmax_by_orders": [15, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1]},
-    }
-    fit: dict[str, Any] = {
-        "loss": {"kappa": settings.kappa, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8},
-        "optimizer": "BFGS",
-        "maxiter": max_iterations,
-    }
-    if baseline.kind == "zbl_core" and baseline.inner_cutoff is None:
-        fit["repulsion"] = "auto"
-    if settings.ladder_step:
-        fit["ladder_step"] = settings.ladder_step
-        fit["ladder_type"] = "power_order"
-    data: dict[str, Any] = {"filename": dataset}
-    if settings.test_fraction > 0:
-        data["test_size"] = settings.test_fraction
-    return {
-        "cutoff": cutoff,
-        "seed": seed,
-        "metadata": {"origin": "pyacemaker"},
-        "potential": {
-            "deltaSplineBins": 0.001,
-            "elements": sorted(elements),
-            "embeddings": {"ALL": {"npot": "FinnisSinclairShiftedScaled",
-                                   "fs_parameters": [1, 1, 1, 0.5], "ndensity": 2}},
-            "bonds": bonds,
-            "functions": functions,
-        },
-        "data": data,
-        "fit": fit,
-        "backend": {"evaluator": "tensorpot", "batch_size": 100, "display_step": 50},
-    }
-
-
-# --------------------------------------------------------------------------- refit policy
-
-
-@dataclass(frozen=True)
-class RefitPlan:
-    mode: Literal["full", "warm"]
-    max_iterations: int
-    initial_potential: Path | None
-    reason: str
-
-
-def plan_refit(iteration: int, previous: PotentialRecord | None, settings: TrainingSettings,
-               last_full_refit: int | None) -> RefitPlan:
-    """Warm start from the previous potential, or a full refit from scratch.
-
-    Full when there is no previous potential, when ``full_refit_every`` iterations have
-    passed since the last full fit, or when the previous potential file is gone.
-    """
-    full = settings.max_iterations
-    if previous is None:
-        return RefitPlan("full", full, None, "no previous potential")
-    previous_yaml = Path(previous.yaml)
-    if not previous_yaml.is_file():
-        return RefitPlan("full", full, None, f"previous potential {previous_yaml} is missing")
-    since = iteration - (last_full_refit if last_full_refit is not None else previous.iteration)
-    if since >= settings.full_refit_every:
-        return RefitPlan("full", full, None,
-                         f"{since} iterations since the last full refit "
-                         f"(full_refit_every={settings.full_refit_every})")
-    return RefitPlan("warm", settings.warm_start_iterations, previous_yaml,
-                     f"warm start from iteration {previous.iteration}")
-
-
-# --------------------------------------------------------------------------- fitting
-
-
 def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings, workdir: Path,
                   iteration: int = 0, initial_potential: Path | None = None,
                   launch: Launch | None = None, reference_energies: dict[str, float] | None = None,
@@ -285,9 +72,10 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
 
     ``initial_potential`` (a B-basis yaml) warm-starts the fit: pacemaker continues from
     its coefficients for ``settings.warm_start_iterations`` (unless ``max_iterations``).
-    ``reference_energies`` are those the dataset was referenced with; they are only
-    recorded (the dataset already carries ``energy_corrected``). A finished fit in the
-    same folder with identical inputs is reused, not redone.
+    ``reference_energies`` are those the dataset was referenced with (default: read from
+    the dataset's ``.meta.json``); they are recorded, the dataset already carries
+    ``energy_corrected``. ``executable`` is the site's pacemaker (programs.pacemaker).
+    A finished fit in the same folder with identical inputs is reused, not redone.
     Raises :class:`FitFailed` when pacemaker fails, and ``ValueError`` for bad inputs.
     """
     dataset = Path(dataset).resolve()
@@ -311,8 +99,11 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     local_dataset = workdir / "train.pckl.gzip"
     if local_dataset != dataset:
         shutil.copyfile(dataset, local_dataset)
+        if dataset_meta_path(dataset).is_file():
+            shutil.copyfile(dataset_meta_path(dataset), dataset_meta_path(local_dataset))
     config = pacemaker_input(elements, settings, local_dataset.name, max_iterations, seed)
     baseline = resolve_baseline(settings.baseline, elements, structures)
+    reference_energies = _check_dataset_meta(dataset, baseline, reference_energies)
     argv = [executable, "input.yaml", "-o", POTENTIAL_YAML, "--no-predict"]
     if initial_potential is not None:
         local_initial = workdir / "initial_potential.yaml"
@@ -365,12 +156,24 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     return record
 
 
-def resolve_baseline(settings: BaselineSettings, elements: list[str],
-                     structures: list[Atoms]) -> PairBaseline | None:
-    """The explicit pair baseline of delta learning with concrete parameters (or None)."""
-    if settings.kind not in ("delta_zbl", "delta_lj"):
-        return None
-    return baseline_from_settings(settings, elements, shortest_distance(structures))
+def _check_dataset_meta(dataset: Path, baseline: PairBaseline | None,
+                        reference_energies: dict[str, float] | None) -> dict[str, float]:
+    """The dataset must have been written with the baseline the settings ask for."""
+    meta = read_dataset_meta(dataset)
+    written = meta.get("baseline") if meta else None
+    wanted = baseline.to_dict() if baseline else None
+    if meta is None and wanted is not None:
+        raise ValueError(f"{dataset}: training.baseline.kind={baseline and baseline.kind!r} needs "
+                         "a dataset written by write_training_set with that baseline "
+                         f"(no {dataset_meta_path(dataset).name})")
+    if meta is not None and written != wanted:
+        raise ValueError(f"{dataset}: written with baseline {written}, but the training "
+                         f"settings give {wanted}; re-export the dataset")
+    recorded = dict(meta.get("reference_energies") or {}) if meta else {}
+    if reference_energies is not None and recorded and reference_energies != recorded:
+        raise ValueError(f"{dataset}: written with reference energies {recorded}, "
+                         f"not {reference_energies}")
+    return reference_energies if reference_energies is not None else recorded
 
 
 def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path) -> Path:
@@ -537,23 +340,3 @@ def _check_fit(result: ProgramResult, workdir: Path) -> None:
             break
     raise FitFailed(reason, workdir, tail + "\n--- stderr ---\n" + "\n".join(
         stderr_tail.splitlines()[-15:]))
-
-
-# --------------------------------------------------------------------------- deployment
-
-
-def total_energy_calculator(record: PotentialRecord) -> Calculator:
-    """ASE calculator of the absolute energy: ACE + explicit baseline + reference energies."""
-    from ase.calculators.mixing import SumCalculator
-    from pyace import PyACECalculator
-
-    from pyacemaker.stages.baseline import ReferenceEnergyCalculator, baseline_from_dict
-
-    parts: list[Calculator] = [PyACECalculator(record.yaml)]
-    baseline = getattr(record, "baseline", None)
-    if baseline:
-        parts.append(baseline_from_dict(baseline).calculator())
-    references = getattr(record, "reference_energies", None) or {}
-    if references:
-        parts.append(ReferenceEnergyCalculator(references))
-    return parts[0] if len(parts) == 1 else SumCalculator(parts)

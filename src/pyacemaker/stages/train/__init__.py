@@ -1,0 +1,39 @@
+"""Fitting ACE potentials with pacemaker: dataset, input.yaml, fit, .yace, active set.
+
+Energy referencing (explicit, per element): the training target is
+
+    energy_corrected = E_label - sum_i E_ref[species_i] - E_baseline
+
+where ``E_ref`` are free-atom energies of the same oracle that labelled the data (so the
+ACE energy of an isolated atom, which is zero, is physically right), and ``E_baseline``
+is the explicit pair baseline of delta learning (zero otherwise). The reference energies
+and the baseline are written next to the potential (``potential_meta.json``) and into
+the :class:`~pyacemaker.state.PotentialRecord`; :func:`total_energy_calculator` adds both
+back, so it reproduces the labels' absolute energies.
+
+pacemaker runs as an external program in its own folder (``workdir``); a fit that ends
+badly raises :class:`FitFailed` carrying the log tail, and never touches the previous
+potential (each fit has its own folder; nothing is written anywhere else).
+"""
+
+from pyacemaker.stages.train.dataset import (dataset_meta_path, export_training_set,
+                                             free_atom_energies, read_dataset_meta,
+                                             read_training_structures, resolve_baseline,
+                                             shortest_distance, training_frame,
+                                             write_training_set)
+from pyacemaker.stages.train.deploy import total_energy_calculator
+from pyacemaker.stages.train.fit import (ACTIVE_SET, META_FILE, POTENTIAL_YACE, POTENTIAL_YAML,
+                                         RECORD_FILE, FitFailed, build_active_set,
+                                         count_functions, fit_metrics, fit_potential,
+                                         initial_train_rmse, load_record)
+from pyacemaker.stages.train.inputs import bond_keys, pacemaker_input
+from pyacemaker.stages.train.refit import RefitPlan, plan_refit
+
+__all__ = [
+    "ACTIVE_SET", "META_FILE", "POTENTIAL_YACE", "POTENTIAL_YAML", "RECORD_FILE", "FitFailed",
+    "RefitPlan", "bond_keys", "build_active_set", "count_functions", "dataset_meta_path",
+    "export_training_set", "fit_metrics", "fit_potential", "free_atom_energies",
+    "initial_train_rmse", "load_record", "pacemaker_input", "plan_refit", "read_dataset_meta",
+    "read_training_structures", "resolve_baseline", "shortest_distance",
+    "total_energy_calculator", "training_frame", "write_training_set",
+]

@@ -1,0 +1,148 @@
+"""The training set: labelled structures -> pacemaker's DataFrame, referenced per element.
+
+``energy_corrected = E_label - sum_i E_ref[species_i] - E_baseline``; the reference
+energies and the baseline used are written next to the dataset (``<name>.meta.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+
+from pyacemaker.config import BaselineSettings
+from pyacemaker.datastore import DataStore
+from pyacemaker.stages.baseline import PairBaseline, baseline_from_settings
+
+
+def free_atom_energies(calculator: Calculator, elements: list[str],
+                       box: float = 20.0) -> dict[str, float]:
+    """Energy of one isolated atom per element (a reference for ``energy_corrected``)."""
+    energies = {}
+    for element in elements:
+        atom = Atoms(element, cell=[box, box, box], pbc=True, positions=[[box / 2] * 3])
+        atom.calc = calculator
+        energies[element] = float(atom.get_potential_energy())
+    return energies
+
+
+def training_frame(structures: list[Atoms], reference_energies: dict[str, float],
+                   baseline: PairBaseline | None = None) -> Any:
+    """The pandas DataFrame pacemaker reads, with energies referenced and baseline removed."""
+    import pandas as pd
+
+    records = []
+    for index, atoms in enumerate(structures):
+        if atoms.calc is None:
+            raise ValueError(f"structure {index} ({atoms.get_chemical_formula()}) has no labels")
+        missing = sorted(set(atoms.get_chemical_symbols()) - set(reference_energies))
+        if missing:
+            raise ValueError(
+                f"structure {index}: no reference energy for element(s) {missing}; "
+                f"reference_energies has {sorted(reference_energies)}"
+            )
+        energy = float(atoms.get_potential_energy())
+        forces = np.array(atoms.get_forces(), dtype=float)
+        if not (np.isfinite(energy) and np.isfinite(forces).all()):
+            raise ValueError(f"structure {index} ({atoms.get_chemical_formula()}): "
+                             "non-finite energy or forces in its labels")
+        shift = sum(reference_energies[s] for s in atoms.get_chemical_symbols())
+        base_energy = 0.0
+        if baseline is not None:
+            base_energy, base_forces = baseline.energy_and_forces(atoms)
+            forces = forces - base_forces
+        clean = atoms.copy()
+        clean.calc = None
+        records.append({
+            "name": str(atoms.info.get("row_id", index)),
+            "ase_atoms": clean,
+            "energy": energy,
+            "energy_corrected": energy - shift - base_energy,
+            "forces": forces,
+        })
+    return pd.DataFrame.from_records(records)
+
+
+def write_training_set(structures: list[Atoms], path: Path, reference_energies: dict[str, float],
+                       baseline: PairBaseline | None = None) -> Path:
+    """Write labelled ``structures`` as pacemaker's gzip-pickled DataFrame."""
+    if not structures:
+        raise ValueError(f"{path}: no labelled structures to write")
+    frame = training_frame(structures, reference_energies, baseline)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_pickle(path, compression="gzip", protocol=4)
+    sidecar = {"reference_energies": reference_energies,
+               "baseline": baseline.to_dict() if baseline else None}
+    dataset_meta_path(path).write_text(json.dumps(sidecar, indent=1))
+    return path.resolve()
+
+
+def dataset_meta_path(dataset: Path) -> Path:
+    """``<dataset>.meta.json``: the reference energies and baseline the dataset was made with."""
+    return Path(dataset).with_name(Path(dataset).name + ".meta.json")
+
+
+def read_dataset_meta(dataset: Path) -> dict[str, Any] | None:
+    path = dataset_meta_path(dataset)
+    if not path.is_file():
+        return None
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable dataset description: {exc}") from exc
+
+
+def export_training_set(datastore: DataStore, path: Path, reference_energies: dict[str, float],
+                        baseline: PairBaseline | None = None) -> Path:
+    """All labelled structures of the data lake as a pacemaker dataset."""
+    structures = datastore.atoms(status="labelled")
+    if not structures:
+        raise ValueError(f"{datastore.path}: no labelled structures to export")
+    return write_training_set(structures, path, reference_energies, baseline)
+
+
+def read_training_structures(dataset: Path) -> list[Atoms]:
+    import pandas as pd
+
+    try:
+        frame = pd.read_pickle(dataset, compression="gzip")
+    except Exception as exc:  # noqa: BLE001 - any unpickling problem means a bad file
+        raise ValueError(f"{dataset}: not a readable pacemaker dataset: {exc}") from exc
+    for column in ("ase_atoms", "forces", "energy_corrected"):
+        if column not in frame.columns:
+            raise ValueError(f"{dataset}: column {column!r} missing (has {list(frame.columns)})")
+    if frame.empty:
+        raise ValueError(f"{dataset}: the dataset has no structures")
+    for position, (energy, forces) in enumerate(zip(frame["energy_corrected"], frame["forces"],
+                                                    strict=True)):
+        if not (np.isfinite(energy) and np.isfinite(np.asarray(forces, dtype=float)).all()):
+            raise ValueError(f"{dataset}: row {position} has a non-finite energy or force")
+    return list(frame["ase_atoms"])
+
+
+def shortest_distance(structures: list[Atoms]) -> float:
+    """Shortest interatomic distance over all structures (periodic images included)."""
+    from ase.neighborlist import neighbor_list
+
+    shortest = math.inf
+    for atoms in structures:
+        if len(atoms) == 0:
+            continue
+        d = neighbor_list("d", atoms, 4.0)
+        if len(d):
+            shortest = min(shortest, float(d.min()))
+    return shortest
+
+
+def resolve_baseline(settings: BaselineSettings, elements: list[str],
+                     structures: list[Atoms]) -> PairBaseline | None:
+    """The explicit pair baseline of delta learning with concrete parameters (or None)."""
+    if settings.kind not in ("delta_zbl", "delta_lj"):
+        return None
+    return baseline_from_settings(settings, elements, shortest_distance(structures))

@@ -1,0 +1,40 @@
+"""Refit policy across active-learning iterations (a pure function)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pyacemaker.config import TrainingSettings
+from pyacemaker.state import PotentialRecord
+
+
+@dataclass(frozen=True)
+class RefitPlan:
+    mode: Literal["full", "warm"]
+    max_iterations: int
+    initial_potential: Path | None
+    reason: str
+
+
+def plan_refit(iteration: int, previous: PotentialRecord | None, settings: TrainingSettings,
+               last_full_refit: int | None) -> RefitPlan:
+    """Warm start from the previous potential, or a full refit from scratch.
+
+    Full when there is no previous potential, when ``full_refit_every`` iterations have
+    passed since the last full fit, or when the previous potential file is gone.
+    """
+    full = settings.max_iterations
+    if previous is None:
+        return RefitPlan("full", full, None, "no previous potential")
+    previous_yaml = Path(previous.yaml)
+    if not previous_yaml.is_file():
+        return RefitPlan("full", full, None, f"previous potential {previous_yaml} is missing")
+    since = iteration - (last_full_refit if last_full_refit is not None else previous.iteration)
+    if since >= settings.full_refit_every:
+        return RefitPlan("full", full, None,
+                         f"{since} iterations since the last full refit "
+                         f"(full_refit_every={settings.full_refit_every})")
+    return RefitPlan("warm", settings.warm_start_iterations, previous_yaml,
+                     f"warm start from iteration {previous.iteration}")
