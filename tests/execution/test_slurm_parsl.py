@@ -42,8 +42,10 @@ def test_apps_run_in_slurm_jobs_with_srun_and_single_node_launchers(
     assert site.resources["light"].block_launcher == "srun"
     assert site.resources["md"].block_launcher == "single_node"
     with Engine(site, tmp_path / "run") as engine:
-        via_srun = engine.submit("light", job_environment).result(timeout=300)
-        via_single_node = engine.submit("md", job_environment).result(timeout=300)
+        srun_future = engine.submit("light", job_environment)  # both blocks start together
+        single_node_future = engine.submit("md", job_environment)
+        via_srun = srun_future.result(timeout=300)
+        via_single_node = single_node_future.result(timeout=300)
     # each executor got its own batch job
     assert via_srun["SLURM_JOB_ID"] != via_single_node["SLURM_JOB_ID"]
     # SrunLauncher puts the worker pool in a job step; SingleNodeLauncher runs it in the
