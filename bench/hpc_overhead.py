@@ -85,7 +85,7 @@ def container_rows(tmp: Path, repeats: int) -> list[tuple[str, str, str]]:
 
 
 def parsl_rows(site: SiteConfig, label: str, tmp: Path, tasks: int) -> list[tuple[str, str, str]]:
-    with Engine(site, tmp / label) as engine:
+    with Engine(site, tmp / label.replace(" ", "_")) as engine:
         start = time.perf_counter()
         engine.submit("light", noop, 0).result(timeout=600)
         first = time.perf_counter() - start

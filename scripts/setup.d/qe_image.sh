@@ -21,6 +21,9 @@ say() { printf '[setup qe-image] %s\n' "$*"; }
 if [[ -f "$OUT/.pyacemaker-image" && "$(cat "$OUT/.pyacemaker-image")" == "$STAMP_WANT" ]]; then
     say "present ($OUT)"; exit 0
 fi
+if [[ "${PYACEMAKER_SKIP_QE_IMAGE:-0}" == 1 ]]; then
+    say "skipped (PYACEMAKER_SKIP_QE_IMAGE=1)"; exit 0
+fi
 if [[ $(id -u) -ne 0 ]] || ! command -v debootstrap >/dev/null; then
     say "skipped: building the rootfs needs root and debootstrap (apt-get install debootstrap)"
     exit 0

@@ -38,6 +38,7 @@ def pbs_test_site(flavor: str) -> SiteConfig:
     )
 
 
+@pytest.mark.slow
 def test_torque_end_to_end_real_pw(slurm_cluster: str, tmp_path: Path) -> None:
     site = pbs_test_site("torque")
     folder = tmp_path / "si"

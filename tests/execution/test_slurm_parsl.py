@@ -58,6 +58,7 @@ def test_apps_run_in_slurm_jobs_with_srun_and_single_node_launchers(
     assert all("#SBATCH --time=10" in s for s in scripts)
 
 
+@pytest.mark.slow
 def test_dft_batch_runs_in_one_block(slurm_cluster: str, site: SiteConfig,
                                      tmp_path: Path) -> None:
     lattice = [5.25, 5.35, 5.45, 5.55]
