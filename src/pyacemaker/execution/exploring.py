@@ -21,6 +21,8 @@ from pyacemaker.stages.explore.md import run_exploration
 from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
 from pyacemaker.state import PotentialRecord
 
+CONTAINER_LMP = "lmp"
+
 
 @dataclass
 class ExplorationOutcome:
@@ -64,12 +66,15 @@ def explore_many(engine: Engine, tasks: Sequence[ExplorationTask], pool: Sequenc
                            str(workdir / task.name)) for task in tasks]
     needs_lammps = any(task.engine == "lammps" for task in tasks)
     launch = launch_for(engine.site, "md", "lammps-ace") if needs_lammps else None
+    lmp = engine.site.programs.lmp
+    if lmp is None and launch is not None and launch.container_runtime != "none":
+        lmp = CONTAINER_LMP  # the image's LAMMPS has ML-PACE built in; no host plugin
     settings = config.exploration
     al = config.active_learning
     for job, future in engine.map(
             "md", explore_one, jobs, potential=potential, gamma_lower=al.gamma_lower,
             gamma_upper=al.gamma_upper, gamma_every=settings.gamma_every, launch=launch,
-            lmp=engine.site.programs.lmp, timeout_s=settings.timeout_s,
+            lmp=lmp, timeout_s=settings.timeout_s,
             max_frames=settings.max_frames_per_run):
         try:
             yield ExplorationOutcome(job.task, future.result())

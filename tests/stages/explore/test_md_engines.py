@@ -207,3 +207,19 @@ def test_lammps_on_two_mpi_ranks_matches_one(record: PotentialRecord, tmp_path: 
     assert "on 2 procs" in (tmp_path / "2" / "log.lammps").read_text()
     assert [s for s, _ in histories[1]] == [s for s, _ in histories[2]]
     assert np.allclose([e for _, e in histories[1]], [e for _, e in histories[2]], rtol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["lammps", "ase"])
+def test_compressed_start_halts_at_step_zero_with_the_start_frame(
+        record: PotentialRecord, tmp_path: Path, engine: str) -> None:
+    start = bulk("Cu", "fcc", a=3.0).repeat((3, 3, 3))  # 17 % compressed, triclinic cell
+    task = ExplorationTask(name=f"squeezed_{engine}", engine=engine, temperature=300,
+                           steps=100, seed=1)
+    result = run_exploration(task, start, record, GAMMA_LOWER, GAMMA_UPPER, tmp_path)
+    assert result.halted and result.halt_step == 0 == result.steps_done
+    assert result.gamma_history == [(0, pytest.approx(result.max_gamma))]
+    (frame,) = result.frames
+    assert frame.info["provenance"] == "md_halt"
+    assert np.allclose(frame.cell.array, start.cell.array, atol=1e-6)
+    shift = frame.get_scaled_positions(wrap=False) - start.get_scaled_positions(wrap=False)
+    assert np.allclose(shift - np.round(shift), 0.0, atol=1e-6)  # same atoms, same places

@@ -346,6 +346,14 @@ def run_lammps(task: ExplorationTask, start: Atoms, spec: LammpsRunSpec, workdir
     final = final_frames[-1] if final_frames else None
     if final is not None:
         final.info["step"] = thermo[-1].step
-    return LammpsOutcome(thermo=thermo, halt=parse_halt(log_text), frames=frames, final=final,
-                         result=result)
+    halt = parse_halt(log_text)
+    first_over = next((row for row in thermo if row.max_gamma is not None
+                       and row.max_gamma > spec.gamma_upper), None)
+    if first_over is not None and (halt is None or first_over.step < halt[0]):
+        # fix halt never tests step 0: a start already above gamma_upper halts there, as
+        # in the ASE engine; what LAMMPS ran afterwards is dropped.
+        halt = (first_over.step, float(first_over.max_gamma or 0.0))
+        thermo = [row for row in thermo if row.step <= first_over.step]
+        frames = [f for f in frames if f.info["step"] <= first_over.step]
+    return LammpsOutcome(thermo=thermo, halt=halt, frames=frames, final=final, result=result)
 
