@@ -122,6 +122,14 @@ def reference_calculator_factory(config: CampaignConfig) -> CalculatorFactory | 
     return None
 
 
+def oracle_calculator_factory(config: CampaignConfig, folder: Path) -> CalculatorFactory:
+    """The campaign's oracle (pw.x for qe) as an ASE calculator, one task folder per call."""
+    from pyacemaker.stages.oracle.base import make_oracle
+    from pyacemaker.stages.validate.phonon_reference import OracleCalculator
+
+    return lambda: OracleCalculator(make_oracle(config), folder)
+
+
 def held_out_structures(record: PotentialRecord, store: DataStore,
                         workdir: Path) -> tuple[list[Atoms], str]:
     """Labelled structures the potential was not fitted to, and what they are.
@@ -156,11 +164,16 @@ def validate_record(record: PotentialRecord, config: CampaignConfig, store: Data
                 else default_crystals(config.elements))
     held_out, held_out_name = held_out_structures(record, store, workdir)
     labelled = store.atoms(status="labelled")
+    phonon_reference = None
+    if settings.reference_phonons:
+        phonon_reference = (f"oracle {config.oracle.kind}", oracle_calculator_factory(
+            config, workdir / VALIDATION_DIR / f"oracle_phonons_{record.iteration:03d}"))
     report = validate_potential(
         potential_calculator_factory(record, workdir), crystals, settings,
         held_out=held_out, held_out_name=held_out_name,
         reference_factory=reference_calculator_factory(config), labelled=labelled,
-        potential=str(resolve_path(workdir, record.yaml)), iteration=record.iteration)
+        potential=str(resolve_path(workdir, record.yaml)), iteration=record.iteration,
+        phonon_reference=phonon_reference)
     save_validation(report, workdir)
     return report
 

@@ -33,6 +33,7 @@ def test_report_is_complete_and_self_contained(reported_campaign):
     for section in SECTIONS:
         assert section in html, section
     assert "Validation: GO" in html
+    assert "potential vs oracle emt" in html  # reference phonons through the oracle
     # offline: no external resource of any kind
     for marker in ("http://", "https://", "<script src", "<link rel=\"stylesheet\""):
         assert marker not in html

@@ -170,7 +170,7 @@ def make_cu_campaign(folder: Path, potential: object, validation: dict | None = 
     save_state(state, folder)
     config = {"name": "cu-test", "elements": ["Cu"], "oracle": {"kind": "emt"},
               "exploration": {"temperatures": [300, 900]},
-              "validation": validation or {"phonon_supercell": 3}}
+              "validation": validation or {"phonon_supercell": 3, "reference_phonons": True}}
     (folder / "campaign.yaml").write_text(yaml.safe_dump(config))
     write_monitoring_db(folder)
     shutil.rmtree(folder / "runinfo", ignore_errors=True)

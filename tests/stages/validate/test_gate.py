@@ -191,3 +191,33 @@ def test_crash_of_a_computation_is_a_failed_check_not_a_crash():
     assert report.verdict == "NO-GO"
     assert any("relaxation with the potential failed" in r and "exploded" in r
                for r in report.reasons)
+
+
+def test_phonons_compared_with_the_oracle_through_its_label_interface(tmp_path):
+    """The reference-phonon path as a campaign runs it: the oracle (here the EMT oracle;
+    pw.x the same way, at one supercell run per displacement) behind OracleCalculator."""
+    from pyacemaker.config import CampaignConfig
+    from pyacemaker.stages.oracle.base import make_oracle
+    from pyacemaker.stages.validate.phonon_reference import OracleCalculator
+
+    oracle = make_oracle(CampaignConfig(elements=["Cu"], oracle={"kind": "emt"}))
+    settings = FAST.model_copy(update={"phonon_rel_tol": 0.02})
+    reference = OracleCalculator(oracle, tmp_path / "good")
+    good = validate_potential(EMT, default_crystals(["Cu"]), settings,
+                              phonon_reference=("oracle emt", lambda: reference))
+    comparison = good.crystals[0].phonon_comparison
+    assert comparison.max_relative_difference < 1e-6  # same physics, same displacements
+    assert comparison.q_labels[-1] == "G" and "X" in comparison.q_labels
+    assert reference.calls == 1  # fcc: one symmetry-distinct displacement, one oracle label
+    assert good.verdict == "GO", good.reasons
+
+    class SofterEMT(EMT):  # forces scaled by 0.8: frequencies ~10% lower
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            self.results["forces"] = self.results["forces"] * 0.8
+
+    soft = validate_potential(SofterEMT, default_crystals(["Cu"]), settings, phonon_reference=(
+        "oracle emt", lambda: OracleCalculator(oracle, tmp_path / "soft")))
+    assert any("phonon frequencies at the special q-points differ from oracle emt's" in r
+               for r in soft.reasons), soft.reasons
+    assert 0.08 < soft.crystals[0].phonon_comparison.max_relative_difference < 0.12

@@ -177,6 +177,15 @@ def build_report(workdir: Path, config: CampaignConfig, state: WorkflowState,
         if crystal.phonons is not None:
             body.append("<h3>Phonons</h3>")
             body.append(_figure(plots.phonon_bands_dos(crystal.phonons), "phonon bands"))
+        if crystal.phonon_comparison is not None:
+            comparison = crystal.phonon_comparison
+            body.append(f"<p>Frequencies (THz) at the special q-points, potential vs "
+                        f"{escape(comparison.reference)} ({comparison.supercell[0]}^3 "
+                        "supercell):</p>")
+            body.append(_table(["q", "potential", "reference"], [
+                [q, " ".join(f"{v:.2f}" for v in f), " ".join(f"{v:.2f}" for v in r)]
+                for q, f, r in zip(comparison.q_labels, comparison.frequencies_thz,
+                                   comparison.reference_frequencies_thz, strict=True)], left=3))
         if crystal.eos is not None:
             body.append("<h3>Equation of state</h3>")
             body.append(_figure(plots.eos_curve(crystal.eos), "equation of state"))

@@ -28,6 +28,7 @@ from pyacemaker.stages.validate.eos import (
     reference_eos_from_labels,
 )
 from pyacemaker.stages.validate.errors import ErrorResult, compute_errors
+from pyacemaker.stages.validate.phonon_reference import PhononComparison, compare_phonons
 from pyacemaker.stages.validate.phonons import PhononResult, compute_phonons
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class CrystalValidation(BaseModel):
     cell: list[list[float]] = Field(description="Relaxed cell, A")
     volume_per_atom: float
     phonons: PhononResult | None = None
+    phonon_comparison: PhononComparison | None = None
     elastic: ElasticResult | None = None
     reference_elastic: ElasticResult | None = None
     eos: EOSResult | None = None
@@ -205,6 +207,16 @@ def _error_checks(errors: ErrorResult, settings: ValidationSettings) -> list[Che
             for name, value, limit, unit in targets]
 
 
+def _phonon_comparison_check(label: str, comparison: PhononComparison,
+                             tolerance: float) -> Check:
+    rel = comparison.max_relative_difference
+    return Check(name=f"{label}: phonons vs {comparison.reference}", passed=rel <= tolerance,
+                 value=rel, threshold=tolerance,
+                 message=f"{label}: phonon frequencies at the special q-points differ from "
+                         f"{comparison.reference}'s by up to {100 * rel:.1f}% (at "
+                         f"{comparison.worst_q}; limit {100 * tolerance:.0f}%)")
+
+
 def _timed(timings: dict[str, float], key: str, func: Any, *args: Any, **kwargs: Any) -> Any:
     start = time.perf_counter()
     try:
@@ -217,6 +229,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                       settings: ValidationSettings,
                       reference_factory: CalculatorFactory | None,
                       labelled: Sequence[Atoms], reference_energies: dict[str, float],
+                      phonon_reference: tuple[str, CalculatorFactory] | None = None,
                       ) -> tuple[CrystalValidation | None, list[Check]]:
     label = crystal.info.get("label", crystal.get_chemical_formula())
     timings: dict[str, float] = {}
@@ -259,6 +272,18 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
     except Exception as exc:
         checks.append(Check(name=f"{label}: phonons", passed=False,
                             message=f"{label}: phonon calculation failed: {exc}"))
+    if phonon_reference is not None:
+        name, factory = phonon_reference
+        try:
+            result.phonon_comparison = _timed(
+                timings, "reference phonons", compare_phonons, relaxed, calc_factory(),
+                factory(), settings.phonon_reference_supercell, settings.phonon_displacement,
+                reference_name=name)
+            checks.append(_phonon_comparison_check(label, result.phonon_comparison,
+                                                   settings.phonon_rel_tol))
+        except Exception as exc:
+            checks.append(Check(name=f"{label}: phonons vs {name}", passed=False,
+                                message=f"{label}: reference phonons failed: {exc}"))
     try:
         result.elastic = _timed(timings, "elastic", compute_elastic, relaxed, calc_factory(),
                                 settings.elastic_max_strain, settings.elastic_strain_points)
@@ -297,6 +322,7 @@ def validate_potential(
     reference_energies: dict[str, float] | None = None,
     potential: str = "",
     iteration: int | None = None,
+    phonon_reference: tuple[str, CalculatorFactory] | None = None,
 ) -> ValidationReport:
     """Judge the potential that ``calc_factory()`` returns.
 
@@ -304,6 +330,8 @@ def validate_potential(
     labelled structures the potential was not fitted to (errors). ``reference_factory``:
     a calculator to compare elastic constants and EOS with (e.g. the EMT oracle).
     ``labelled``: the campaign's labelled data, searched for DFT EOS points.
+    ``phonon_reference``: (name, factory) of a calculator (e.g. the DFT oracle) whose
+    phonons at the special q-points the potential's are compared with.
     """
     settings = settings or ValidationSettings()
     reference_energies = reference_energies or {}
@@ -315,7 +343,7 @@ def validate_potential(
     for crystal in crystals:
         result, crystal_checks = _validate_crystal(crystal, calc_factory, settings,
                                                    reference_factory, labelled,
-                                                   reference_energies)
+                                                   reference_energies, phonon_reference)
         checks += crystal_checks
         if result is not None:
             results.append(result)
