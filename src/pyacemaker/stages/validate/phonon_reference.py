@@ -1,0 +1,104 @@
+"""Phonons of the potential against a reference (the oracle: DFT, or EMT) at the special
+q-points of the band path, with the same supercell and displacements for both.
+
+The reference runs once per symmetry-distinct displacement (one for an fcc/bcc metal), so
+with DFT it costs a few supercell calculations: off unless ``validation.reference_phonons``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator, all_changes
+from phonopy import Phonopy
+from pydantic import BaseModel, Field
+
+from pyacemaker.programs import Launch
+from pyacemaker.stages.validate.phonons import _to_ase, _to_phonopy
+
+
+class OracleCalculator(Calculator):
+    """An ASE calculator over an oracle's ``label`` (one task folder per call); a
+    quarantined label raises, naming the folder and the oracle's reason."""
+
+    implemented_properties = ["energy", "forces", "stress"]
+
+    def __init__(self, oracle: Any, workdir: Path, launch: Launch | None = None,
+                 **kwargs: Any):
+        super().__init__(**kwargs)
+        self.oracle = oracle
+        self.workdir = Path(workdir)
+        self.launch = launch
+        self.calls = 0
+
+    def calculate(self, atoms: Atoms | None = None, properties: Any = None,
+                  system_changes: Any = all_changes) -> None:
+        super().calculate(atoms, properties, system_changes)
+        self.calls += 1
+        folder = self.workdir / f"call_{self.calls:03d}"
+        outcome = self.oracle.label(self.atoms, folder, self.launch)
+        if not outcome.converged:
+            raise RuntimeError(f"oracle {self.oracle.name} gave no label in {folder}: "
+                               f"{outcome.reason}")
+        results = outcome.atoms.calc.results
+        self.results = {"energy": float(results["energy"]),
+                        "forces": np.asarray(results["forces"])}
+        if results.get("stress") is not None:
+            self.results["stress"] = np.asarray(results["stress"])
+
+
+class PhononComparison(BaseModel):
+    label: str
+    reference: str
+    supercell: list[int]
+    q_labels: list[str]
+    frequencies_thz: list[list[float]] = Field(description="[q][branch], the potential")
+    reference_frequencies_thz: list[list[float]]
+    max_relative_difference: float = Field(
+        description="max |f - f_ref| / max(|f_ref|, 0.5 THz) over branches and q != Gamma")
+    worst_q: str
+
+
+def _phonopy_forces(atoms: Atoms, calc: Calculator, supercell: int,
+                    displacement: float) -> Phonopy:
+    phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=np.eye(3, dtype=int) * supercell,
+                     primitive_matrix="P")
+    phonon.generate_displacements(distance=displacement)
+    forces = []
+    for displaced in phonon.supercells_with_displacements:
+        cell = _to_ase(displaced)
+        cell.calc = calc
+        forces.append(cell.get_forces().copy())
+    phonon.forces = np.array(forces)
+    phonon.produce_force_constants()
+    phonon.symmetrize_force_constants()
+    return phonon
+
+
+def compare_phonons(atoms: Atoms, calc: Calculator, reference: Calculator, supercell: int = 2,
+                    displacement: float = 0.01, reference_name: str = "") -> PhononComparison:
+    """Frequencies of ``calc`` and ``reference`` at the special points of ``atoms``."""
+    special = atoms.cell.bandpath().special_points
+    names = [n for n in sorted(special) if n != "G"] + ["G"]
+    q_points = [np.asarray(special[n]) for n in names]
+    mine = _phonopy_forces(atoms, calc, supercell, displacement)
+    theirs = _phonopy_forces(atoms, reference, supercell, displacement)
+    ours = [mine.get_frequencies(q) for q in q_points]
+    ref = [theirs.get_frequencies(q) for q in q_points]
+    worst, worst_q = 0.0, ""
+    for name, f, f_ref in zip(names, ours, ref, strict=True):
+        if name == "G":
+            continue
+        rel = float(np.max(np.abs(np.sort(f) - np.sort(f_ref))
+                           / np.maximum(np.abs(np.sort(f_ref)), 0.5)))
+        if rel >= worst:
+            worst, worst_q = rel, name
+    return PhononComparison(
+        label=atoms.info.get("label", atoms.get_chemical_formula()),
+        reference=reference_name or type(reference).__name__, supercell=[supercell] * 3,
+        q_labels=names, frequencies_thz=[np.round(f, 4).tolist() for f in ours],
+        reference_frequencies_thz=[np.round(f, 4).tolist() for f in ref],
+        max_relative_difference=worst, worst_q=worst_q)
