@@ -298,39 +298,46 @@ class Campaign:
                                 self.datastore.atoms(status="labelled"))
 
     def _explore(self) -> str:
-        from pyacemaker.stages.explore.md import run_exploration
+        from pyacemaker.execution.exploring import explore_many
+        from pyacemaker.stages.explore.lammps import find_pace_plugin
         from pyacemaker.stages.policy import plan_exploration
 
-        history = self._exploration_history()
-        tasks = plan_exploration(history, self.config, self.state.iteration)
+        site_lmp = self.site.programs.lmp is not None
+        has_lammps = site_lmp or find_pace_plugin() is not None
+        tasks = plan_exploration(self._exploration_history(), self.config, self.state.iteration,
+                                 lammps_available=has_lammps)
         starts = read(self.workdir / START_POOL_FILE, index=":")
-        al = self.config.active_learning
         folder = self._iter_dir("explore")
         log.info("   %d exploration tasks: %s", len(tasks),
                  ", ".join(f"{t.name} ({t.engine}, {t.temperature:.0f} K)" for t in tasks))
-        futures = []
-        for task in tasks:
-            start = starts[task.structure_index % len(starts)]
-            futures.append((task, self.engine.submit(
-                "md", run_exploration, task, start, self.state.potential, al.gamma_lower,
-                al.gamma_upper, folder / task.name,
-                gamma_every=self.config.exploration.gamma_every)))
-        summaries, frames = [], []
-        for task, future in futures:
-            result = future.result()
-            summaries.append(_summarise(result))
+        assert self.state.potential is not None
+        summaries, frames, failures = [], [], []
+        for outcome in explore_many(self.engine, tasks, starts, self.state.potential,
+                                    self.config, folder):
+            if outcome.result is None:
+                failures.append(f"{outcome.task.name}: {outcome.error}")
+                log.warning("   %s failed: %s", outcome.task.name, outcome.error)
+                continue
+            result = outcome.result
+            record = _summarise(result)
+            record["iteration"] = self.state.iteration
+            summaries.append(record)
             for frame in result.frames:
                 frame.info["iteration"] = self.state.iteration
             frames.extend(result.frames)
-            log.info("   %s: %s at step %s, max gamma %.2f", task.name,
-                     "HALTED" if result.halted else "ran full length", result.halt_step,
-                     result.max_gamma)
-        (folder / "summary.json").write_text(json.dumps(summaries, indent=1))
+            log.info("   %s: %s, max gamma %.2f", outcome.task.name,
+                     f"HALTED at step {result.halt_step}" if result.halted
+                     else "ran its full length", result.max_gamma)
+        if not summaries:
+            raise CampaignFailed("every exploration task failed:\n" + "\n".join(failures))
+        (folder / "summary.json").write_text(json.dumps(summaries, indent=1, default=str))
         if frames:
             write(folder / "frames.extxyz", frames, format="extxyz")
         halts = sum(s["halted"] for s in summaries)
         self.state.halts[self.state.iteration] = halts
-        return f"{halts}/{len(tasks)} tasks halted, {len(frames)} frames above gamma_lower"
+        failed = f", {len(failures)} failed" if failures else ""
+        return (f"{halts}/{len(tasks)} tasks halted{failed}, "
+                f"{len(frames)} frames above gamma_lower")
 
     def _exploration_history(self) -> list[dict[str, Any]]:
         history = []
