@@ -92,3 +92,14 @@ def test_scf_cut_short_while_improving_continues_first() -> None:
     assert (name, p.electron_maxstep) == ("more_steps", 400)  # repeatable while improving
     assert Healer(["reduce_mixing"], 5).next_run(BASE, cut_short, True, False)[0] == \
         "reduce_mixing"  # only when the campaign allows more_steps
+
+
+def test_closest_attempt_gets_more_steps_once_all_strategies_failed() -> None:
+    healer = Healer(["reduce_mixing", "more_smearing"], budget=5)
+    _, mixed = healer.next_run(BASE, SCF, False, False, scf_error=1e-2)
+    _, smeared = healer.next_run(mixed, SCF, False, False, scf_error=1e-4)
+    name, p = healer.next_run(smeared, SCF, False, False, scf_error=1e-3)
+    assert name == "best_with_more_steps"
+    # the reduce_mixing run (reported with 1e-4) came closest
+    assert (p.degauss, p.mixing_beta, p.electron_maxstep) == (0.01, 0.3, 200)
+    assert healer.next_run(p, SCF, False, False, scf_error=1e-5) is None

@@ -89,8 +89,10 @@ def test_unhealable_scf_is_quarantined_with_every_attempt(tmp_path: Path) -> Non
                                      healing_strategies=["reduce_mixing"]))
     outcome = oracle.label(si2_rattled(), tmp_path)
     assert outcome.status == "quarantined" and outcome.atoms is None
-    assert [a["strategy"] for a in outcome.attempts] == ["initial", "reduce_mixing"]
+    assert [a["strategy"] for a in outcome.attempts] == [
+        "initial", "reduce_mixing", "best_with_more_steps"]
     assert all(a["outcome"] == "scf_not_converged" for a in outcome.attempts)
+    assert outcome.attempts[-1]["parameters"]["electron_maxstep"] == 4
     assert outcome.reason.startswith("scf_not_converged")
     assert "no healing strategy left" in outcome.reason
     assert not (tmp_path / "scratch").exists()  # wave functions cleaned up

@@ -11,7 +11,8 @@ where more smearing alone converges).
   short): more_steps, continuing from the saved density, at once and as often as needed.
 - scf_not_converged otherwise: the configured SCF strategies in order (reduce_mixing, local_tf,
   more_steps (continuing from the last charge density when pw.x saved one), more_smearing,
-  cg_diagonalization); a strategy that would change nothing is skipped.
+  cg_diagonalization); a strategy that would change nothing is skipped. When all failed, the
+  one that came closest (lowest SCF error) runs once more with twice the steps.
 - crashed: fewer MPI ranks (halved) while more than one; one plain retry at one rank.
 - walltime: restart from the state pw.x saved at max_seconds; nothing to do otherwise.
 - bad_input, unphysical: never retried (a retry would give the same answer).
@@ -74,6 +75,8 @@ class Healer:
     used: list[str] = field(default_factory=list)
     plain_retry_done: bool = False
     base: RunParameters | None = None
+    best_retried: bool = False
+    scf_errors: list[tuple[float, RunParameters]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.scf_strategies if s not in SCF_STRATEGIES]
@@ -85,10 +88,14 @@ class Healer:
         return len(self.used) >= self.budget
 
     def next_run(self, params: RunParameters, failure: Classification, density_saved: bool,
-                 restart_saved: bool) -> tuple[str, RunParameters] | None:
-        """The next strategy and its parameters, or None to give up."""
+                 restart_saved: bool, scf_error: float | None = None
+                 ) -> tuple[str, RunParameters] | None:
+        """The next strategy and its parameters, or None to give up. ``scf_error`` is the
+        failed run's last estimated SCF accuracy (Ry), used to pick the most promising one."""
         if self.base is None:
             self.base = params
+        if failure.outcome == "scf_not_converged" and scf_error is not None:
+            self.scf_errors.append((scf_error, params))
         if self.exhausted or not failure.recoverable:
             return None
         choice = self._choose(params, failure, density_saved, restart_saved)
@@ -122,6 +129,13 @@ class Healer:
             changed = SCF_STRATEGIES[name](start, density_saved)
             if changed is not None and changed != start:
                 return name, changed
+        if self.scf_errors and not self.best_retried:
+            # every single change failed: give the closest one twice the steps
+            self.best_retried = True
+            _, best = min(self.scf_errors, key=lambda pair: pair[0])
+            return "best_with_more_steps", replace(
+                best, electron_maxstep=2 * best.electron_maxstep, startingpot="atomic",
+                ranks=params.ranks, restart=False)
         return None
 
 

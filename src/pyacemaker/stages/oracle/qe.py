@@ -168,7 +168,8 @@ class QEOracle:
                     params, run.classification,
                     density_saved=(scratch / "charge-density.dat").is_file(),
                     restart_saved=run.classification.outcome == "walltime"
-                    and (scratch / "data-file-schema.xml").is_file())
+                    and (scratch / "data-file-schema.xml").is_file(),
+                    scf_error=run.output.scf_accuracy_ry)
                 if step is None:
                     return LabelOutcome("quarantined", None, self._give_up_reason(
                         run, healer, attempts), attempts, self.provenance(pseudos, run))
