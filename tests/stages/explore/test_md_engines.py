@@ -16,6 +16,7 @@ from pyace import PyACECalculator
 
 from pyacemaker.programs import Launch, run_program
 from pyacemaker.stages.baseline import PairBaseline
+from pyacemaker.stages.explore.ase_md import run_ase_md
 from pyacemaker.stages.explore.lammps import (
     LammpsRunFailed,
     default_lmp,
@@ -149,6 +150,16 @@ def test_lammps_npt_compresses_under_pressure(record: PotentialRecord, tmp_path:
                if line.split()[:1] == ["400"]]
     assert result.steps_done == 400 and volumes
     assert volumes[-1] < 0.97 * start.get_volume()
+
+
+def test_ase_npt_compresses_under_pressure(record: PotentialRecord) -> None:
+    start = cubic_cu()
+    task = ExplorationTask(name="npt_ase", engine="ase", temperature=300, pressure_gpa=20.0,
+                           steps=200, seed=2)
+    outcome = run_ase_md(task, start, Path(record.yaml), Path(record.asi or ""), 50.0, 100.0)
+    assert outcome.thermo[-1].step == 200
+    assert outcome.thermo[-1].volume < 0.99 * start.get_volume()
+    assert outcome.final.get_volume() == pytest.approx(outcome.thermo[-1].volume)
 
 
 def test_temperature_ramp_and_supercell_from_options(record: PotentialRecord,

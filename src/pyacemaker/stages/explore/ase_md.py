@@ -88,7 +88,7 @@ def run_ase_md(task: ExplorationTask, start: Atoms, potential_yaml: Path,
         energy = atoms.get_potential_energy()
         gamma = np.asarray(ace.results["gamma"]) if active_set is not None else None
         max_gamma = float(gamma.max()) if gamma is not None else None
-        pressure = (-atoms.get_stress(include_ideal_gas=True)[:3].mean() / units.bar
+        pressure = (float(-atoms.get_stress(include_ideal_gas=True)[:3].mean() / units.bar)
                     if task.pressure_gpa is not None else float("nan"))
         thermo.append(ThermoRow(step=step, energy=float(energy),
                                 temperature=float(atoms.get_temperature()), pressure=pressure,
