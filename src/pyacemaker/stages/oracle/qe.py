@@ -89,6 +89,8 @@ def write_pw_input(path: Path, atoms: Atoms, params: RunParameters,
         "mixing_mode": params.mixing_mode, "electron_maxstep": params.electron_maxstep,
         "diagonalization": params.diagonalization, "startingpot": params.startingpot,
     }
+    if params.restart:  # pw.x resumes its own saved state; a starting potential would spoil it
+        del electrons["startingpot"]
     control = {
         "calculation": "scf", "tprnfor": True, "tstress": True, "prefix": PREFIX,
         "pseudo_dir": str(pseudo_dir), "outdir": str(outdir),
