@@ -85,6 +85,8 @@ def test_failed_validation_needs_force_and_is_marked(campaign, tmp_path, capsys)
     config["validation"]["force_rmse_ev_per_a"] = 1e-5  # no real potential meets this
     (strict / "campaign.yaml").write_text(yaml.safe_dump(config))
     dist = tmp_path / "dist"
+    assert main(["validate", "--workdir", str(strict)]) == 4  # NO-GO exit status
+    assert "force RMSE" in capsys.readouterr().out
     assert main(["package", "--workdir", str(strict), "--dist", str(dist)]) == 4
     err = capsys.readouterr().err
     assert "failed validation (NO-GO)" in err and "force RMSE" in err and "--force" in err
