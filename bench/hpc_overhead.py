@@ -79,7 +79,8 @@ def container_rows(tmp: Path, repeats: int) -> list[tuple[str, str, str]]:
             runs.append(time.perf_counter() - start)
         rows.append((f"pw.x Si2 {name}", f"{statistics.median(runs):.2f} s",
                      f"median of {repeats}"))
-    rows.append(("|E(ch-run) - E(native)|", f"{abs(energies['ch-run'] - energies['native']):.1e} eV",
+    difference = abs(energies["ch-run"] - energies["native"])
+    rows.append(("|E(ch-run) - E(native)|", f"{difference:.1e} eV",
                  "same binary and libraries"))
     return rows
 

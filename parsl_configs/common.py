@@ -70,7 +70,8 @@ def block_launcher(res: StageResources) -> Launcher:
     return SrunLauncher() if res.block_launcher == "srun" else SingleNodeLauncher()
 
 
-def htex(site: SiteConfig, stage: StageClass, provider: ExecutionProvider) -> HighThroughputExecutor:
+def htex(site: SiteConfig, stage: StageClass,
+         provider: ExecutionProvider) -> HighThroughputExecutor:
     """The executor of one stage class: ``max_parallel_tasks`` workers per node."""
     res = site.resources[stage]
     return HighThroughputExecutor(

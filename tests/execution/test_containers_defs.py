@@ -63,7 +63,8 @@ def problems(path: Path) -> list[str]:
     if not sections(text).get("test"):
         issues.append("%test: missing or empty")
     pins = constraint_pins()
-    for name, version in re.findall(r'"([A-Za-z0-9_.\-]+)==([^"\s]+)"', sections(text).get("post", "")):
+    post = sections(text).get("post", "")
+    for name, version in re.findall(r'"([A-Za-z0-9_.\-]+)==([^"\s]+)"', post):
         want = pins.get(name.lower().replace("_", "-"))
         if want and want != version:
             issues.append(f"%post: {name}=={version} but constraints.txt pins {want}")

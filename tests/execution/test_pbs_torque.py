@@ -12,7 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hpc_support import job_environment, label_si2, slurm_cluster_up, submit_scripts, write_si2_input
+from hpc_support import (
+    job_environment,
+    label_si2,
+    slurm_cluster_up,
+    submit_scripts,
+    write_si2_input,
+)
 
 from pyacemaker.config import SiteConfig, StageResources, load_site
 from pyacemaker.execution import Engine, launch_for
