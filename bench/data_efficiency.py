@@ -1,0 +1,203 @@
+"""Active learning versus random sampling of the same candidate pool (EMT Cu reference).
+
+Both learners start from the same few structures and grow their training set in the same
+batch sizes from one fixed pool (MD snapshots at 300-1600 K, strained cells, vacancies,
+surfaces). The active learner picks each batch by D-optimality against the current
+potential's active set; the random learner picks uniformly. A fixed held-out set (other
+MD snapshots at several temperatures, defects and surfaces; never trained on) gives the
+force RMSE after every fit.
+
+Prints the table, the ratio of labels random sampling needs to reach the active learner's
+final error, and saves a plot (bench/out/data_efficiency.png).
+
+    .venv/bin/python bench/data_efficiency.py [--pool 240] [--batches 10,20,40,80]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+from ase.build import bulk, fcc100, fcc111
+from ase.calculators.emt import EMT
+from ase.md.langevin import Langevin
+from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.units import fs
+
+from pyacemaker.config import TrainingSettings
+from pyacemaker.datastore import labelled_copy
+from pyacemaker.stages.select import select_d_optimal, select_random
+from pyacemaker.stages.train import (
+    fit_potential,
+    free_atom_energies,
+    total_energy_calculator,
+    write_training_set,
+)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+OUT = Path(__file__).resolve().parent / "out"
+
+
+def emt(atoms: Atoms) -> Atoms:
+    work = atoms.copy()
+    work.calc = EMT()
+    return labelled_copy(atoms, work.get_potential_energy(), work.get_forces(), work.get_stress())
+
+
+def md_snapshots(temperatures: list[float], per_temperature: int, rng: np.random.Generator,
+                 repeat: int = 2) -> list[Atoms]:
+    frames = []
+    for temperature in temperatures:
+        atoms = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(repeat)
+        if rng.random() < 0.5:
+            del atoms[int(rng.integers(len(atoms)))]
+        atoms.calc = EMT()
+        MaxwellBoltzmannDistribution(atoms, temperature_K=temperature, rng=rng)
+        dyn = Langevin(atoms, 2 * fs, temperature_K=temperature, friction=0.02, rng=rng)
+        for _ in range(per_temperature):
+            dyn.run(25)
+            frames.append(atoms.copy())
+    return frames
+
+
+def structure_pool(size: int, rng: np.random.Generator) -> list[Atoms]:
+    """The candidate pool both learners draw from."""
+    pool = md_snapshots([300, 700, 1100, 1600], size // 6, rng)
+    for strain in np.linspace(-0.06, 0.06, size // 12):
+        cell = bulk("Cu", "fcc", a=3.61 * (1 + strain), cubic=True)
+        cell.rattle(0.03, seed=int(rng.integers(1 << 30)))
+        pool.append(cell)
+    for _ in range(size // 12):
+        slab = (fcc111 if rng.random() < 0.5 else fcc100)("Cu", size=(2, 2, 3), vacuum=5.0)
+        slab.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        pool.append(slab)
+    return [emt(a) for a in pool[:size]]
+
+
+def held_out(rng: np.random.Generator) -> list[Atoms]:
+    frames = md_snapshots([400, 900, 1400], 4, rng)
+    vacancy = bulk("Cu", "fcc", a=3.61, cubic=True).repeat(2)
+    del vacancy[0]
+    vacancy.rattle(0.05, seed=11)
+    slab = fcc111("Cu", size=(2, 2, 4), vacuum=6.0)
+    slab.rattle(0.05, seed=12)
+    return frames + [vacancy, slab]
+
+
+def force_rmse(record, frames: list[Atoms]) -> float:
+    calc = total_energy_calculator(record)
+    errors = []
+    for frame in frames:
+        reference = emt(frame)
+        predicted = frame.copy()
+        predicted.calc = calc
+        errors.append(predicted.get_forces() - reference.get_forces())
+    return float(np.sqrt(np.mean(np.concatenate(errors) ** 2)))
+
+
+def learn(strategy: str, pool: list[Atoms], start: list[int], sizes: list[int],
+          test: list[Atoms], settings: TrainingSettings, refs: dict[str, float],
+          workdir: Path, seed: int) -> list[tuple[int, float, float]]:
+    chosen = list(start)
+    rows = []
+    record = None
+    for step, size in enumerate(sizes):
+        need = size - len(chosen)
+        if need > 0:
+            remaining = [i for i in range(len(pool)) if i not in chosen]
+            candidates = [pool[i] for i in remaining]
+            if strategy == "active":
+                assert record is not None
+                picks = select_d_optimal(candidates, Path(record.yaml), Path(record.asi), need)
+                if len(picks) < need:  # nothing more is new: top up randomly
+                    rest = [k for k in range(len(candidates)) if k not in picks]
+                    extra = select_random([candidates[k] for k in rest], need - len(picks),
+                                          seed + step)
+                    picks += [rest[k] for k in extra]
+            else:
+                picks = select_random(candidates, need, seed + step)
+            chosen += [remaining[k] for k in picks]
+        folder = workdir / f"{strategy}_{size:03d}"
+        dataset = write_training_set([pool[i] for i in chosen], folder / "data.pckl.gzip", refs)
+        started = time.monotonic()
+        record = fit_potential(dataset, ["Cu"], settings, folder / "fit",
+                               reference_energies=refs)
+        rmse = force_rmse(record, test)
+        rows.append((len(chosen), rmse, time.monotonic() - started))
+        print(f"  {strategy:6s} n={len(chosen):4d}  held-out force RMSE {rmse * 1000:7.1f} meV/A",
+              flush=True)
+    return rows
+
+
+def labels_to_reach(rows: list[tuple[int, float, float]], target: float) -> float | None:
+    """Labels a learner needs to reach ``target`` (log-log interpolation of its curve)."""
+    for (n0, e0, _), (n1, e1, _) in zip(rows, rows[1:]):
+        if e0 >= target >= e1 and e0 != e1:
+            t = (np.log(e0) - np.log(target)) / (np.log(e0) - np.log(e1))
+            return float(np.exp(np.log(n0) + t * (np.log(n1) - np.log(n0))))
+    if rows and rows[0][1] <= target:
+        return float(rows[0][0])
+    return None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pool", type=int, default=240)
+    parser.add_argument("--batches", default="8,16,32,64")
+    parser.add_argument("--functions", type=int, default=20)
+    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", default=None)
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.batches.split(",")]
+    rng = np.random.default_rng(args.seed)
+    print(f"building a pool of {args.pool} EMT-labelled Cu structures and a held-out set ...")
+    pool = structure_pool(args.pool, rng)
+    test = held_out(np.random.default_rng(args.seed + 1000))
+    start = [int(i) for i in rng.choice(len(pool), sizes[0], replace=False)]
+    settings = TrainingSettings(number_of_functions_per_element=args.functions,
+                                max_iterations=args.iterations, test_fraction=0.0)
+    refs = free_atom_energies(EMT(), ["Cu"])
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="data_efficiency_"))
+    print(f"fits in {workdir}")
+    results = {name: learn(name, pool, start, sizes, test, settings, refs, workdir, args.seed)
+               for name in ("active", "random")}
+
+    print("\n labels | active: force RMSE (meV/A) | random: force RMSE (meV/A)")
+    for (n, ea, _), (_, er, _) in zip(results["active"], results["random"]):
+        print(f" {n:6d} | {ea * 1000:26.1f} | {er * 1000:26.1f}")
+    final_random = results["random"][-1][1]
+    n_active = labels_to_reach(results["active"], final_random)
+    n_random = results["random"][-1][0]
+    if n_active is None:
+        print(f"\nactive learning did not reach random sampling's final error "
+              f"{final_random * 1000:.1f} meV/A within {results['active'][-1][0]} labels")
+    else:
+        print(f"\nrandom sampling's final error {final_random * 1000:.1f} meV/A with "
+              f"{n_random} labels; active learning reaches it with {n_active:.0f} labels: "
+              f"{n_active / n_random:.2f} of random's labels "
+              f"(random needs {n_random / n_active:.1f}x as many)")
+    OUT.mkdir(exist_ok=True)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, rows in results.items():
+        ax.loglog([r[0] for r in rows], [r[1] * 1000 for r in rows], "o-", label=name)
+    ax.set_xlabel("labelled structures")
+    ax.set_ylabel("held-out force RMSE (meV/A)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(OUT / "data_efficiency.png", dpi=120)
+    print(f"plot: {OUT / 'data_efficiency.png'}")
+
+
+if __name__ == "__main__":
+    main()
