@@ -87,7 +87,12 @@ class BaselineSettings(StrictModel):
         description="zbl_core: pacemaker's own ZBL inner core; delta_*: fit the residual "
         "to an explicit pair baseline added back at run time.",
     )
-    inner_cutoff: float | None = Field(None, gt=0, description="A; None = 'auto' from data.")
+    inner_cutoff: float | None = Field(
+        None, gt=0,
+        description="A. zbl_core: r_in of pacemaker's ZBL core per bond; delta_zbl: distance "
+        "where the ZBL baseline is switched off (switch starts at half of it). None: the "
+        "shortest interatomic distance in the training data.",
+    )
     lj_epsilon: float = Field(0.01, gt=0)
     lj_sigma: float = Field(2.0, gt=0)
 
