@@ -40,16 +40,20 @@ bench: setup
 containers:
 	@bash scripts/build_containers.sh
 
+# The campaign's YAML goes along only when CONFIG is given (make report CONFIG=...); else
+# pyacemaker uses <workdir>/campaign.yaml or defaults for the potential's elements.
+RELEASE_CONFIG = $(if $(filter command line environment,$(origin CONFIG)),--config $(CONFIG),)
+
 report: setup
-	$(PYACE) report --workdir $(WORKDIR)
+	$(PYACE) report --workdir $(WORKDIR) $(RELEASE_CONFIG)
 
 # make package PACKAGE_ARGS="--force --version 1.0.0 --author 'A. Name'"
 package: setup
-	$(PYACE) package --workdir $(WORKDIR) $(PACKAGE_ARGS)
+	$(PYACE) package --workdir $(WORKDIR) $(RELEASE_CONFIG) $(PACKAGE_ARGS)
 
 monitor:  # Parsl's web view of a campaign's monitoring db, on this machine only
 	@test -f $(WORKDIR)/monitoring.db || { echo "no $(WORKDIR)/monitoring.db: enable monitoring in the site YAML and run a campaign (WORKDIR=...)"; exit 1; }
-	$(PY) -m pyacemaker.execution.monitoring $(WORKDIR)
+	$(PY) -c 'import sys; from pyacemaker.execution.monitoring import main; sys.exit(main(sys.argv[1:]))' $(WORKDIR)
 	$(VENV)/bin/parsl-visualize --listen 127.0.0.1 --port $${MONITOR_PORT:-8080} sqlite:///$(abspath $(WORKDIR))/monitoring.db
 
 clean:

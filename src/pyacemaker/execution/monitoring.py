@@ -164,13 +164,12 @@ def write_monitoring_summary(run_dir: str | Path) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m pyacemaker.execution.monitoring RUN_DIR_OR_DB``: print the table."""
+    """Print the table of RUN_DIR/monitoring.db (or of a db file); ``make monitor`` calls it."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m pyacemaker.execution.monitoring RUN_DIR|monitoring.db",
-              file=sys.stderr)
+        print("usage: monitoring RUN_DIR|monitoring.db", file=sys.stderr)
         return 2
     target = Path(args[0])
     db = target / MONITORING_DB if target.is_dir() else target
