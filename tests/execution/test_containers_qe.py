@@ -76,3 +76,25 @@ def test_hybrid_mpi_host_launcher_outside_binary_inside(qe_image: Path, tmp_path
     write_si2_input(reference, displacement=0.08)
     serial = label_si2(str(reference), Launch())
     assert label.energy == pytest.approx(serial.energy, abs=1e-5)
+
+
+def test_oracle_labels_inside_container_like_natively(qe_image: Path, tmp_path: Path) -> None:
+    """The campaign's own QE oracle (input writing, pseudo staging, parsing, checks) with
+    the site's container launch: same label as without the container."""
+    from ase.build import bulk
+
+    from pyacemaker.config import DFTSettings
+    from pyacemaker.stages.oracle.qe import QEOracle
+
+    atoms = bulk("Si", "diamond", a=5.43)
+    atoms.positions[1] += (0.06, -0.03, 0.02)
+    oracle = QEOracle(DFTSettings(ecutwfc=20.0, kspacing=0.6, pseudo_dir=Path(
+        "/usr/share/espresso/pseudo")), elements=["Si"])
+    native = oracle.label(atoms.copy(), tmp_path / "native", Launch())
+    contained = oracle.label(atoms.copy(), tmp_path / "container",
+                             launch_for(container_site(qe_image), "dft"))
+    assert native.converged and contained.converged, (native.reason, contained.reason)
+    assert "ch-run" in next((tmp_path / "container").rglob("command.json")).read_text()
+    assert contained.atoms.get_potential_energy() == pytest.approx(
+        native.atoms.get_potential_energy(), abs=1e-6)
+    assert contained.atoms.get_forces() == pytest.approx(native.atoms.get_forces(), abs=1e-6)
