@@ -76,12 +76,19 @@ def current_potential(state: WorkflowState, workdir: Path) -> PotentialRecord:
 def campaign_config(workdir: Path, config_path: Path | None = None,
                     record: PotentialRecord | None = None) -> CampaignConfig:
     """The campaign's config: the given file, a copy in the folder, or defaults for the
-    elements of the potential (validation thresholds then take their defaults)."""
-    if config_path is not None:
-        return load_campaign(config_path)
-    for name in CONFIG_NAMES:
-        if (Path(workdir) / name).is_file():
-            return load_campaign(Path(workdir) / name)
+    elements of the potential (validation thresholds then take their defaults). A file
+    whose elements/oracle differ from those the campaign ran with is refused."""
+    candidates = [Path(config_path)] if config_path is not None else [
+        Path(workdir) / name for name in CONFIG_NAMES if (Path(workdir) / name).is_file()]
+    if candidates:
+        config = load_campaign(candidates[0])
+        state = load_state(Path(workdir))
+        if state is not None and state.config_fingerprint != config.fingerprint():
+            raise ConfigError(
+                f"{candidates[0]}: not the configuration the campaign in {workdir} ran with "
+                f"(elements {config.elements} or oracle settings differ); pass the campaign's "
+                "own YAML with --config")
+        return config
     elements = getattr(record, "elements", None) if record is not None else None
     if not elements:
         store_path = Path(workdir) / DATASTORE_FILE

@@ -88,3 +88,11 @@ def test_report_with_a_corrupt_validation_file_says_which(reported_campaign, tmp
     err = capsys.readouterr().err
     assert "validation/validation.json: unreadable validation report" in err
     assert (folder / "data.db").stat().st_size > 0  # nothing computed was touched
+
+
+@pytest.mark.slow
+def test_report_refuses_a_config_from_another_campaign(reported_campaign, tmp_path, capsys):
+    other = tmp_path / "other.yaml"
+    other.write_text("name: other\nelements: [Ni]\noracle: {kind: emt}\n")
+    assert main(["report", "--workdir", str(reported_campaign), "--config", str(other)]) == 2
+    assert "not the configuration the campaign" in capsys.readouterr().err

@@ -19,6 +19,7 @@ import yaml
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
+from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import DataStore, labelled_copy
 from pyacemaker.state import WorkflowState, save_state
 
@@ -163,14 +164,15 @@ def make_cu_campaign(folder: Path, potential: object, validation: dict | None = 
     record0 = potential.record.model_copy(deep=True)
     record1 = record0.model_copy(update={"iteration": 1}, deep=True)
     record1.metrics = {**record0.metrics, "n_structures": float(len(training) + 8)}
-    state = WorkflowState(config_fingerprint="test", iteration=1, stage="done",
+    config = {"name": "cu-test", "elements": ["Cu"], "oracle": {"kind": "emt"},
+              "exploration": {"temperatures": [300, 900]},
+              "validation": validation or {"phonon_supercell": 3, "reference_phonons": True}}
+    fingerprint = CampaignConfig.model_validate(config).fingerprint()
+    state = WorkflowState(config_fingerprint=fingerprint, iteration=1, stage="done",
                           potential=record1, potentials=[record0, record1],
                           dft_calls=store.count(status="labelled") + 1, halts={0: 9, 1: 0},
                           finished=True, stop_reason="no exploration halts")
     save_state(state, folder)
-    config = {"name": "cu-test", "elements": ["Cu"], "oracle": {"kind": "emt"},
-              "exploration": {"temperatures": [300, 900]},
-              "validation": validation or {"phonon_supercell": 3, "reference_phonons": True}}
     (folder / "campaign.yaml").write_text(yaml.safe_dump(config))
     write_monitoring_db(folder)
     shutil.rmtree(folder / "runinfo", ignore_errors=True)
