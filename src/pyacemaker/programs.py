@@ -152,6 +152,11 @@ def run_program(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     launch = launch or Launch()
+    if launch.container_runtime != "none" and launch.image and not Path(launch.image).exists():
+        raise FileNotFoundError(
+            f"container image {launch.image!r} ({launch.container_runtime}) not found on "
+            f"{os.uname().nodename}: check the site's container.images"
+        )
     full_argv = launch.wrap(argv, workdir)
     run_env = dict(os.environ)
     run_env.update(dict(launch.extra_env))
