@@ -68,10 +68,21 @@ def native_output_to(log_file: Path) -> Iterator[None]:
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            _flush_c_streams()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             os.close(saved[0])
             os.close(saved[1])
+
+
+def _flush_c_streams() -> None:
+    """Flush the C library's stdio buffers (the client prints through them)."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):
+        pass
 
 
 def eon_parameters(settings: KMCConfig, temperature: float, seed: int) -> object:
