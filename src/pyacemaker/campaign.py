@@ -356,7 +356,8 @@ class Campaign:
         rng = self._rng(1)
         pool: list[Atoms] = []
         for frame in frames:
-            pool.append(frame)
+            if len(frame) <= self.config.exploration.target_atoms:
+                pool.append(frame)  # larger frames reach DFT only as embedded cut-outs
             pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff))
         pool = deduplicate(pool, self.datastore.atoms(status="labelled"))
         n = self.config.active_learning.max_candidates_per_iteration
