@@ -40,6 +40,7 @@ def _si2(seed: int) -> Atoms:
     return atoms
 
 
+@pytest.mark.slow
 def test_qe_batch_stores_labels_quarantines_and_config_errors(tmp_path: Path) -> None:
     ge_file = tmp_path / "Ge.pbe-kjpaw.UPF"
     shutil.copy(DEBIAN_PSEUDO_DIR / "Ge.pbe-kjpaw.UPF", ge_file)
