@@ -17,6 +17,8 @@ from ase import Atoms
 from ase.build import bulk
 from pyace import PyACECalculator
 
+from ace_fixtures import FittedPotential
+
 from pyacemaker.config import KMCConfig
 from pyacemaker.stages.explore.kmc import run_akmc, run_kmc
 from pyacemaker.stages.explore.kmc.processes import max_displacement
@@ -32,7 +34,8 @@ def vacancy_cell() -> Atoms:
     return atoms
 
 
-def active_set_record(fitted, structures: list[Atoms], path: Path) -> PotentialRecord:  # noqa: ANN001
+def active_set_record(fitted: FittedPotential, structures: list[Atoms],
+                      path: Path) -> PotentialRecord:
     """The fixture's potential with an active set built from ``structures`` only."""
     from pyace import ACEBBasisSet, BBasisConfiguration
     from pyace.activelearning import (compute_A_active_inverse, compute_active_set,
@@ -57,7 +60,8 @@ def minimum_region(n: int = 6) -> list[Atoms]:
 
 
 @pytest.fixture(scope="module")
-def narrow_potential(cu_ace_potential, tmp_path_factory) -> PotentialRecord:  # noqa: ANN001
+def narrow_potential(cu_ace_potential: FittedPotential,
+                     tmp_path_factory: pytest.TempPathFactory) -> PotentialRecord:
     path = tmp_path_factory.mktemp("narrow") / "minimum_only.asi"
     return active_set_record(cu_ace_potential, minimum_region(), path)
 
@@ -102,7 +106,8 @@ def test_halts_when_the_active_set_does_not_cover_the_saddle(
 
 
 def test_learning_the_halts_lets_the_next_run_pass(
-        cu_ace_potential, narrow_potential: PotentialRecord, tmp_path: Path) -> None:  # noqa: ANN001
+        cu_ace_potential: FittedPotential, narrow_potential: PotentialRecord,
+        tmp_path: Path) -> None:
     """Halt -> add the halted configuration to the active set -> rerun, until it passes."""
     learned = minimum_region()
     record = narrow_potential
@@ -121,8 +126,8 @@ def test_learning_the_halts_lets_the_next_run_pass(
     assert result.max_gamma <= GAMMA_UPPER
 
 
-def test_full_active_set_crosses_the_saddle_and_records_gamma(cu_ace_potential,
-                                                               tmp_path: Path) -> None:  # noqa: ANN001
+def test_full_active_set_crosses_the_saddle_and_records_gamma(
+        cu_ace_potential: FittedPotential, tmp_path: Path) -> None:
     """With a high threshold the run crosses the hop saddle: one kMC step, gamma history
     per step. The barrier is the fitted potential's own (about 0.98 eV for this small fit
     trained without saddle configurations; EMT gives 0.776 eV)."""
@@ -137,7 +142,6 @@ def test_full_active_set_crosses_the_saddle_and_records_gamma(cu_ace_potential,
     assert run.result.gamma_history[0][1] > 1.0  # the saddle region is beyond the minimum
 
 
-@pytest.mark.slow
 def test_eonclient_engine_halts_through_the_ext_pot_driver(
         narrow_potential: PotentialRecord, tmp_path: Path) -> None:
     """eOn's own client job code (via pyeonclient, in a subprocess) runs the generated

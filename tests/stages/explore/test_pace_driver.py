@@ -20,6 +20,8 @@ from ase.build import bulk
 from ase.io import read
 from pyace import PyACECalculator
 
+from ace_fixtures import FittedPotential
+
 from pyacemaker.config import KMCConfig
 from pyacemaker.stages.explore import pace_driver
 from pyacemaker.stages.explore.kmc.eonclient import EonClientSearcher, install_driver
@@ -46,7 +48,7 @@ def read_eon_output(scratch: Path) -> tuple[float, np.ndarray]:
                                       for line in lines[1:] if line.strip()])
 
 
-def pyace_reference(fitted, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:  # noqa: ANN001
+def pyace_reference(fitted: FittedPotential, atoms: Atoms) -> tuple[float, np.ndarray, np.ndarray]:
     calc = PyACECalculator(str(fitted.yaml))
     calc.set_active_set(str(fitted.asi))
     work = atoms.copy()
@@ -69,7 +71,7 @@ def squeezed_cu() -> Atoms:
 
 
 @pytest.fixture()
-def driver(cu_ace_potential, tmp_path: Path) -> Path:  # noqa: ANN001
+def driver(cu_ace_potential: FittedPotential, tmp_path: Path) -> Path:
     return install_driver(tmp_path / "run", cu_ace_potential.record, GAMMA_LOWER, GAMMA_UPPER)
 
 
@@ -80,7 +82,8 @@ def scratch_dirs(tmp_path: Path) -> tuple[Path, Path]:
     return run_dir, scratch
 
 
-def test_driver_is_an_executable_with_its_settings(driver: Path, cu_ace_potential) -> None:  # noqa: ANN001
+def test_driver_is_an_executable_with_its_settings(
+        driver: Path, cu_ace_potential: FittedPotential) -> None:
     assert os.access(driver, os.X_OK)
     assert driver.read_text().startswith("#!/") and " -S\n" in driver.read_text()[:200]
     settings = json.loads(pace_driver.settings_path(driver).read_text())
@@ -89,8 +92,8 @@ def test_driver_is_an_executable_with_its_settings(driver: Path, cu_ace_potentia
     assert len(settings["socket"]) < 100  # UNIX socket path limit
 
 
-def test_standalone_call_gives_pyace_energy_and_forces(driver: Path, cu_ace_potential,
-                                                      tmp_path: Path) -> None:  # noqa: ANN001
+def test_standalone_call_gives_pyace_energy_and_forces(
+        driver: Path, cu_ace_potential: FittedPotential, tmp_path: Path) -> None:
     """No evaluator running: the script loads the potential itself (slow, same numbers)."""
     run_dir, scratch = scratch_dirs(tmp_path)
     atoms = rattled_cu()
@@ -104,8 +107,8 @@ def test_standalone_call_gives_pyace_energy_and_forces(driver: Path, cu_ace_pote
     assert np.allclose(forces, ref_forces, atol=1e-8)
 
 
-def test_persistent_evaluator_gives_the_same_answers(cu_ace_potential,
-                                                    tmp_path: Path) -> None:  # noqa: ANN001
+def test_persistent_evaluator_gives_the_same_answers(
+        cu_ace_potential: FittedPotential, tmp_path: Path) -> None:
     """With the evaluator the engine starts, each call is a thin stdlib client."""
     settings = KMCConfig(engine="eonclient", gamma_lower=GAMMA_LOWER, gamma_upper=GAMMA_UPPER)
     searcher = EonClientSearcher(cu_ace_potential.record, settings, 500.0, 0, tmp_path / "run")
@@ -128,8 +131,8 @@ def test_persistent_evaluator_gives_the_same_answers(cu_ace_potential,
     assert len(log) == 3  # all three calls answered by the one evaluator
 
 
-def test_high_gamma_input_exits_100_and_dumps_the_structure(driver: Path, cu_ace_potential,
-                                                          tmp_path: Path) -> None:  # noqa: ANN001
+def test_high_gamma_input_exits_100_and_dumps_the_structure(
+        driver: Path, cu_ace_potential: FittedPotential, tmp_path: Path) -> None:
     run_dir, scratch = scratch_dirs(tmp_path)
     atoms = squeezed_cu()
     write_eon_input(scratch, atoms)

@@ -4,7 +4,8 @@ The job folder gets ``config.ini`` (``potential = ext_pot`` pointing at the gene
 ``pace_driver.py``), ``pos.con`` and, for a process search, the initial displacement
 (``displacement.con``) and mode (``direction.dat``). A search is a ``saddle_search``
 job followed by a ``minimization`` job on each side of the saddle (along eOn's
-``mode.dat``); the connection check and the process table are the same as in process. The ACE driver talks to one
+``mode.dat``); the connection check and the process table are the same as in process.
+The ACE driver talks to one
 persistent evaluator started here for the whole task. A halt is the driver's dump
 ``pace_halt.extxyz`` in the job folder (the driver exits 100 and eOn stops the job);
 any other failure of the client raises :class:`ProgramFailed` with its output.
