@@ -191,12 +191,14 @@ class AKMC:
         clock = 0.0
         step = 0
         halted, message, halt_frames = False, "", []
+        energies: list[tuple[int, float]] = []
         max_steps = int(self.task.options.get("max_steps", self.settings.max_steps))
         try:
             self._segment()
             state, energy = self.searcher.relax(start)
             self._end_segment()
             states.append(state)
+            energies.append((0, energy))
             for step in range(1, max_steps + 1):
                 table = self.table_for(state, energy)
                 if not table.processes:
@@ -216,6 +218,7 @@ class AKMC:
                     energy_after=process.product_energy))
                 state, energy = process.product.copy(), process.product_energy
                 states.append(state)
+                energies.append((step, energy))
                 self._close_step(step)
             else:
                 step = max_steps
@@ -239,7 +242,7 @@ class AKMC:
         result = ExplorationResult(
             task=self.task, halted=halted, halt_step=step if halted else None,
             steps_done=steps_done, gamma_history=self.gamma_history,
-            frames=halt_frames + self.frames, message=message)
+            frames=halt_frames + self.frames, message=message, energy_history=energies)
         run = KMCRun(result=result, steps=steps, tables=self.tables, states=states,
                      simulated_time_s=clock)
         self._write_log(run)
