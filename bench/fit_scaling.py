@@ -4,7 +4,8 @@ Cu labelled by ASE's EMT (strained fcc cells and thermal-like rattles of 4-8 ato
 size is a full fit from scratch with the same tiny basis and BFGS budget; accuracy is
 measured on one fixed held-out set, so rows are comparable.
 
-    .venv/bin/python bench/fit_scaling.py [--sizes 20 40 80] [--iterations 60] [--functions 15]
+    .venv/bin/python bench/fit_scaling.py [--sizes 20 40 80 160] [--iterations 150]
+                                          [--functions 15] [--workdir DIR (kept)]
 """
 
 from __future__ import annotations
@@ -57,13 +58,19 @@ def holdout_errors(record, holdout: list[Atoms]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 80])
-    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20, 40, 80, 160])
+    parser.add_argument("--iterations", type=int, default=150)
     parser.add_argument("--functions", type=int, default=15)
     parser.add_argument("--workdir", type=Path, default=None)
     args = parser.parse_args()
+    if args.workdir is not None:
+        run(args, args.workdir)
+    else:
+        with tempfile.TemporaryDirectory(prefix="fit_scaling_") as folder:
+            run(args, Path(folder))
 
-    root = args.workdir or Path(tempfile.mkdtemp(prefix="fit_scaling_"))
+
+def run(args: argparse.Namespace, root: Path) -> None:
     references = free_atom_energies(EMT(), ["Cu"])
     pool = cu_structures(max(args.sizes), seed=1)
     holdout = cu_structures(30, seed=2)
