@@ -20,6 +20,7 @@ from pyace import PyACECalculator
 from ace_fixtures import FittedPotential
 
 from pyacemaker.config import KMCConfig
+from pyacemaker.programs import ProgramFailed
 from pyacemaker.stages.explore.kmc import run_akmc, run_kmc
 from pyacemaker.stages.explore.kmc.processes import max_displacement
 from pyacemaker.stages.explore.result import ExplorationTask
@@ -163,3 +164,33 @@ def test_eonclient_engine_halts_through_the_ext_pot_driver(
     socket_path = Path(__import__("json").loads(
         (tmp_path / "pace_driver.json").read_text())["socket"])
     assert not socket_path.exists()
+
+
+@pytest.mark.slow
+def test_eonclient_engine_matches_the_inprocess_engine(cu_ace_potential: FittedPotential,
+                                                       tmp_path: Path) -> None:
+    """A full search through eOn's client jobs (saddle_search + 2 minimizations, every
+    force call through pace_driver.py and the persistent evaluator) finds the same
+    process as the in-process engine."""
+    high = dict(gamma_lower=50.0, gamma_upper=1000.0, searches_per_state=1)
+    inprocess = run_akmc(task("same_inprocess"), vacancy_cell(), cu_ace_potential.record,
+                         kmc_settings(**high), tmp_path / "inprocess")
+    eon = run_akmc(task("same_eon"), vacancy_cell(), cu_ace_potential.record,
+                   kmc_settings(engine="eonclient", eonclient="pyeonclient", **high),
+                   tmp_path / "eon")
+    assert not eon.result.halted and eon.result.steps_done == 1, eon.result.message
+    mine, theirs = inprocess.tables[0].processes[0], eon.tables[0].processes[0]
+    assert theirs.barrier == pytest.approx(mine.barrier, abs=2e-3)
+    assert max_displacement(theirs.product, mine.product) < 0.1
+    calls = (tmp_path / "eon" / "pace_gamma.log").read_text().splitlines()
+    assert len(calls) > 20  # every force call went through the driver's evaluator
+
+
+def test_eonclient_engine_names_a_missing_client(cu_ace_potential: FittedPotential,
+                                                tmp_path: Path) -> None:
+    settings = kmc_settings(engine="eonclient", eonclient="/nonexistent/eonclient")
+    with pytest.raises(ProgramFailed, match="/nonexistent/eonclient"):
+        run_kmc(task("no_client"), vacancy_cell(), cu_ace_potential.record, settings, tmp_path)
+    with pytest.raises(ValueError, match="computed"):
+        run_kmc(task("no_client"), vacancy_cell(), cu_ace_potential.record,
+                kmc_settings(engine="eonclient", prefactor="computed"), tmp_path)
