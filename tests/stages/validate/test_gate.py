@@ -221,3 +221,24 @@ def test_phonons_compared_with_the_oracle_through_its_label_interface(tmp_path):
     assert any("phonon frequencies at the special q-points differ from oracle emt's" in r
                for r in soft.reasons), soft.reasons
     assert 0.08 < soft.crystals[0].phonon_comparison.max_relative_difference < 0.12
+
+
+def test_eos_without_a_minimum_keeps_its_scan_and_fails_the_fit_check():
+    from ase.calculators.calculator import Calculator, all_changes
+
+    class Collapsing(Calculator):  # energy falls with volume forever: no minimum to fit
+        implemented_properties = ["energy", "forces", "stress"]
+
+        def calculate(self, atoms=None, properties=None, system_changes=all_changes):
+            super().calculate(atoms, properties, system_changes)
+            volume = self.atoms.get_volume()
+            self.results = {"energy": 0.05 * volume, "forces": np.zeros((len(self.atoms), 3)),
+                            "stress": -0.05 * np.array([1, 1, 1, 0, 0, 0.0])}
+
+    crystal = bulk("Cu")
+    crystal.info["label"] = "Cu fcc"
+    report = validate_potential(Collapsing, [crystal], FAST.model_copy(update={"relax": False}))
+    eos = report.crystals[0].eos
+    assert eos.fit is None and eos.fit_error
+    assert len(eos.energies_per_atom) == FAST.eos_points  # the scan is kept for the report
+    assert any("no Birch-Murnaghan fit of E(V)" in r for r in report.reasons)

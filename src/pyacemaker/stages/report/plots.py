@@ -124,9 +124,12 @@ def eos_curve(eos: EOSResult) -> str:
     if eos.reference_volumes_per_atom:
         ax_e.plot(eos.reference_volumes_per_atom, eos.reference_energies_per_atom, "kx",
                   label=eos.reference_source or "reference")
-    ax_e.axvline(eos.fit.v0_per_atom, color="grey", lw=0.5)
-    ax_e.set(xlabel="volume (Å³/atom)", ylabel="energy (eV/atom)",
-             title=f"{eos.label}: V0 {eos.fit.v0_per_atom:.2f} Å³, B0 {eos.fit.b0_gpa:.0f} GPa")
+    if eos.fit is not None:
+        ax_e.axvline(eos.fit.v0_per_atom, color="grey", lw=0.5)
+        title = f"{eos.label}: V0 {eos.fit.v0_per_atom:.2f} Å³, B0 {eos.fit.b0_gpa:.0f} GPa"
+    else:
+        title = f"{eos.label}: NO Birch-Murnaghan fit"
+    ax_e.set(xlabel="volume (Å³/atom)", ylabel="energy (eV/atom)", title=title)
     ax_e.legend(fontsize=7)
     ax_p.plot(eos.volumes_per_atom, eos.pressures_gpa, "o-", ms=3)
     ax_p.axhline(0, color="k", lw=0.5)

@@ -7,6 +7,7 @@ E(V) and a pressure that does not fall monotonically as the volume grows.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,7 +26,8 @@ class EOSFit(BaseModel):
 
 class EOSResult(BaseModel):
     label: str
-    fit: EOSFit
+    fit: EOSFit | None = Field(description="None when Birch-Murnaghan cannot be fitted.")
+    fit_error: str = ""
     volumes_per_atom: list[float] = Field(description="wide scan, A^3/atom")
     energies_per_atom: list[float] = Field(description="wide scan, eV/atom")
     pressures_gpa: list[float] = Field(description="wide scan, -trace(stress)/3")
@@ -55,7 +57,12 @@ def fit_birch_murnaghan(volumes_per_atom: Sequence[float],
     volumes = np.asarray(volumes_per_atom, float)
     energies = np.asarray(energies_per_atom, float)
     eos = EquationOfState(volumes, energies, eos="birchmurnaghan")
-    v0, e0, b0 = eos.fit()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ASE warns when V0 falls outside: we raise below
+        v0, e0, b0 = eos.fit()
+    if not (np.isfinite([v0, e0, b0]).all() and volumes.min() <= v0 <= volumes.max()):
+        raise ValueError(f"no minimum inside the sampled volumes {volumes.min():.3f}-"
+                         f"{volumes.max():.3f} A^3/atom (fitted V0 = {v0:.3f})")
     residual = energies - eos.func(volumes, *eos.eos_parameters)
     return EOSFit(v0_per_atom=float(v0), e0_per_atom=float(e0), b0_gpa=float(b0 / units.GPa),
                   rms_residual_mev_per_atom=float(np.sqrt(np.mean(residual ** 2)) * 1000))
@@ -76,34 +83,40 @@ def count_local_minima(energies: Sequence[float]) -> int:
     return int(interior.sum())
 
 
+def fit_eos(atoms: Atoms, calc: Calculator, fit_range: float = 0.06,
+            fit_points: int = 9) -> tuple[EOSFit, list[float], list[float]]:
+    """Birch-Murnaghan fit of ``calc`` around the volume of ``atoms`` (e.g. a reference
+    calculator on its own relaxed crystal): (fit, volumes, energies) per atom."""
+    structures = scaled_copies(atoms, np.linspace(1 - fit_range, 1 + fit_range, fit_points))
+    volumes = [s.get_volume() / len(s) for s in structures]
+    energies, _ = _energies_pressures(structures, calc)
+    return fit_birch_murnaghan(volumes, energies), volumes, energies.tolist()
+
+
 def compute_eos(atoms: Atoms, calc: Calculator, fit_range: float = 0.06, fit_points: int = 9,
-                scan: tuple[float, float] = (0.75, 1.35), scan_points: int = 31,
-                reference_calc: Calculator | None = None) -> EOSResult:
-    """EOS of the relaxed crystal ``atoms``; ``reference_calc`` (e.g. the oracle) is fitted
-    on the same volumes for comparison."""
+                scan: tuple[float, float] = (0.75, 1.35), scan_points: int = 31) -> EOSResult:
+    """EOS of the relaxed crystal ``atoms``: a fit near its volume and a wide scan."""
     n = len(atoms)
     fit_factors = np.linspace(1 - fit_range, 1 + fit_range, fit_points)
     fit_structures = scaled_copies(atoms, fit_factors)
     volumes = np.array([s.get_volume() / n for s in fit_structures])
     energies, _ = _energies_pressures(fit_structures, calc)
-    fit = fit_birch_murnaghan(volumes, energies)
+    fit, fit_error = None, ""
+    try:
+        fit = fit_birch_murnaghan(volumes, energies)
+    except (RuntimeError, ValueError) as exc:  # scipy's curve_fit gives up: keep the scan
+        fit_error = str(exc)
 
     scan_structures = scaled_copies(atoms, np.linspace(scan[0], scan[1], scan_points))
     scan_energies, scan_pressures = _energies_pressures(scan_structures, calc)
     result = EOSResult(
         label=atoms.info.get("label", atoms.get_chemical_formula()), fit=fit,
+        fit_error=fit_error,
         volumes_per_atom=[s.get_volume() / n for s in scan_structures],
         energies_per_atom=scan_energies.tolist(), pressures_gpa=scan_pressures.tolist(),
         n_local_minima=count_local_minima(scan_energies),
         pressure_monotonic=bool(np.all(np.diff(scan_pressures) < 0)),
     )
-    if reference_calc is not None:
-        ref_structures = scaled_copies(atoms, fit_factors)
-        ref_energies, _ = _energies_pressures(ref_structures, reference_calc)
-        result.reference = fit_birch_murnaghan(volumes, ref_energies)
-        result.reference_source = type(reference_calc).__name__
-        result.reference_volumes_per_atom = volumes.tolist()
-        result.reference_energies_per_atom = ref_energies.tolist()
     return result
 
 

@@ -25,6 +25,7 @@ from pyacemaker.stages.validate.eos import (
     EOSResult,
     compute_eos,
     fit_birch_murnaghan,
+    fit_eos,
     reference_eos_from_labels,
 )
 from pyacemaker.stages.validate.errors import ErrorResult, compute_errors
@@ -84,7 +85,7 @@ class ValidationReport(BaseModel):
             if crystal.elastic is not None:
                 for name, value in crystal.elastic.named().items():
                     values[f"{crystal.label}:{name}_gpa"] = round(value, 3)
-            if crystal.eos is not None:
+            if crystal.eos is not None and crystal.eos.fit is not None:
                 values[f"{crystal.label}:B0_gpa"] = round(crystal.eos.fit.b0_gpa, 3)
                 values[f"{crystal.label}:V0_a3_per_atom"] = round(crystal.eos.fit.v0_per_atom, 4)
             if crystal.phonons is not None:
@@ -157,9 +158,14 @@ def _eos_checks(label: str, eos: EOSResult, settings: ValidationSettings,
               message=f"{label}: pressure "
                       + ("falls monotonically with volume" if eos.pressure_monotonic
                          else "is not monotonic in volume (spurious wiggles)")),
-        Check(name=f"{label}: B0 > 0", passed=eos.fit.b0_gpa > 0, value=eos.fit.b0_gpa,
-              threshold=0.0, message=f"{label}: Birch-Murnaghan B0 = {eos.fit.b0_gpa:.1f} GPa"),
     ]
+    if eos.fit is None:
+        return checks + [Check(name=f"{label}: EOS fit", passed=False,
+                               message=f"{label}: no Birch-Murnaghan fit of E(V) near the "
+                                       f"relaxed volume: {eos.fit_error}")]
+    checks.append(
+        Check(name=f"{label}: B0 > 0", passed=eos.fit.b0_gpa > 0, value=eos.fit.b0_gpa,
+              threshold=0.0, message=f"{label}: Birch-Murnaghan B0 = {eos.fit.b0_gpa:.1f} GPa"))
     if reference is not None:
         checks.append(_compare(f"{label}: V0", eos.fit.v0_per_atom, reference.v0_per_atom,
                                settings.v0_rel_tol, "A^3/atom", source))
@@ -174,11 +180,14 @@ def _dft_eos_checks(label: str, eos: EOSResult, relaxed: Atoms, labelled: Sequen
                     settings: ValidationSettings,
                     reference_energies: dict[str, float]) -> list[Check]:
     volumes, energies = reference_eos_from_labels(relaxed, labelled)
-    if len(volumes) < 5:
+    if len(volumes) < 5 or eos.fit is None:
         return []
     shift = sum(reference_energies.get(s, 0.0) for s in relaxed.get_chemical_symbols())
     energies = [e - shift / len(relaxed) for e in energies]
-    dft = fit_birch_murnaghan(volumes, energies)
+    try:
+        dft = fit_birch_murnaghan(volumes, energies)
+    except ValueError:  # the labelled volumes do not bracket a minimum: nothing to compare
+        return []
     eos.reference, eos.reference_source = dft, "oracle labels"
     eos.reference_volumes_per_atom, eos.reference_energies_per_atom = volumes, energies
     delta = abs(eos.fit.e0_per_atom - dft.e0_per_atom) * 1000
@@ -248,6 +257,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
     reference_moduli = dict(settings.reference_moduli_gpa)
     reference_fit: EOSFit | None = None
     reference_calc = reference_factory() if reference_factory is not None else None
+    reference_eos: tuple[EOSFit, list[float], list[float]] | None = None
     if reference_calc is not None:
         source = f"{type(reference_calc).__name__} reference"
         try:
@@ -257,6 +267,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                 timings, "reference elastic", compute_elastic, ref_relaxed, reference_calc,
                 settings.elastic_max_strain, settings.elastic_strain_points)
             reference_moduli = result.reference_elastic.named()
+            reference_eos = fit_eos(ref_relaxed, reference_calc, settings.eos_fit_volume_range)
         except Exception as exc:
             checks.append(Check(name=f"{label}: reference", passed=False,
                                 message=f"{label}: the reference calculator failed: {exc}"))
@@ -296,10 +307,12 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
     try:
         result.eos = _timed(
             timings, "eos", compute_eos, relaxed, calc_factory(), settings.eos_fit_volume_range,
-            scan=settings.eos_scan_volumes, scan_points=settings.eos_points,
-            reference_calc=reference_calc)
-        if reference_calc is not None:
-            reference_fit = result.eos.reference
+            scan=settings.eos_scan_volumes, scan_points=settings.eos_points)
+        if reference_eos is not None:
+            reference_fit, volumes, energies = reference_eos
+            result.eos.reference, result.eos.reference_source = reference_fit, source
+            result.eos.reference_volumes_per_atom = volumes
+            result.eos.reference_energies_per_atom = energies
         checks += _eos_checks(label, result.eos, settings, reference_fit,
                               reference_moduli.get("B0"), source)
         checks += _dft_eos_checks(label, result.eos, relaxed, labelled, settings,
