@@ -23,6 +23,8 @@ from pyacemaker.datastore import labelled_copy
 from pyacemaker.state import PotentialRecord
 
 CU_LATTICE = 3.6  # EMT's Cu equilibrium is ~3.59 A
+CUNI_FUNCTIONS = 15  # per element
+CUNI_ITERATIONS = 150
 
 
 @dataclass
@@ -126,6 +128,14 @@ def cuni_training_structures(seed: int = 1) -> list[Atoms]:
     return emt_label(structures)
 
 
+def cuni_delta_settings() -> TrainingSettings:
+    from pyacemaker.config import BaselineSettings
+
+    return tiny_training_settings(
+        number_of_functions_per_element=CUNI_FUNCTIONS, max_iterations=CUNI_ITERATIONS,
+        test_fraction=0.0, baseline=BaselineSettings(kind="delta_zbl", inner_cutoff=2.3))
+
+
 @pytest.fixture(scope="session")
 def cuni_delta_potential(tmp_path_factory: pytest.TempPathFactory) -> FittedPotential:
     """A real Cu-Ni fit (delta learning on an explicit ZBL baseline reaching 2.3 A).
@@ -133,7 +143,6 @@ def cuni_delta_potential(tmp_path_factory: pytest.TempPathFactory) -> FittedPote
     The baseline's outer cutoff (2.3 A) lies above the shortest distances in the data on
     purpose, so the subtraction and re-addition of the baseline matter for the data.
     """
-    from pyacemaker.config import BaselineSettings
     from pyacemaker.stages.train import (fit_potential, free_atom_energies, resolve_baseline,
                                          write_training_set)
 
@@ -141,9 +150,7 @@ def cuni_delta_potential(tmp_path_factory: pytest.TempPathFactory) -> FittedPote
     elements = ["Cu", "Ni"]
     structures = cuni_training_structures()
     references = free_atom_energies(EMT(), elements)
-    settings = tiny_training_settings(
-        number_of_functions_per_element=10, max_iterations=80,
-        baseline=BaselineSettings(kind="delta_zbl", inner_cutoff=2.3))
+    settings = cuni_delta_settings()
     baseline = resolve_baseline(settings.baseline, elements, structures)
     dataset = write_training_set(structures, workdir / "cuni.pckl.gzip", references, baseline)
     record = fit_potential(dataset, elements, settings, workdir / "fit",

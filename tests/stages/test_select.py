@@ -44,7 +44,8 @@ def test_d_optimal_picks_new_configurations_first(cu_ace_potential: FittedPotent
     assert set(chosen) == new_indices
 
     # capped: asking for one gives one of the new configurations
-    assert select_d_optimal(pool, cu_ace_potential.yaml, cu_ace_potential.asi, n=1)[0] in new_indices
+    first = select_d_optimal(pool, cu_ace_potential.yaml, cu_ace_potential.asi, n=1)
+    assert len(first) == 1 and first[0] in new_indices
     # a pool with nothing new selects nothing rather than padding with redundant data
     redundant = [a.copy() for a in fitting_structures(cu_ace_potential)[:10]]
     assert select_d_optimal(redundant, cu_ace_potential.yaml, cu_ace_potential.asi, n=5) == []

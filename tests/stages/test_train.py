@@ -85,7 +85,7 @@ def test_warm_start_continues_from_previous_and_keeps_it(cu_ace_potential: Fitte
     extra = cu_training_structures(seed=11)[10:16]
     dataset = write_training_set(cu_ace_potential.training_structures + extra,
                                  tmp_path / "data.pckl.gzip", cu_ace_potential.reference_energies)
-    settings = tiny_training_settings(warm_start_iterations=15)
+    settings = tiny_training_settings(warm_start_iterations=15, test_fraction=0.0)
     plan = plan_refit(1, previous, settings, last_full_refit=0)
     assert plan.mode == "warm" and plan.max_iterations == 15
     record = fit_potential(dataset, ["Cu"], settings, tmp_path / "iter_001", iteration=1,
@@ -250,6 +250,6 @@ def test_non_finite_loss_is_reported(tmp_path: Path) -> None:
     absurd.calc.results["forces"] = np.full((len(absurd), 3), 1e200)  # finite, but overflows
     dataset = write_training_set(structures, tmp_path / "d.pckl.gzip", {"Cu": 3.51})
     with pytest.raises(FitFailed, match=r"non-finite \(NaN/inf\) loss") as info:
-        fit_potential(dataset, ["Cu"], tiny_training_settings(max_iterations=5),
+        fit_potential(dataset, ["Cu"], tiny_training_settings(max_iterations=5, test_fraction=0),
                       tmp_path / "fit")
     assert "Loss" in info.value.log_tail

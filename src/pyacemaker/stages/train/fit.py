@@ -305,6 +305,16 @@ def _log_tail(workdir: Path, lines: int = 30) -> str:
     return "(no log written)"
 
 
+def _all_finite(node: Any) -> bool:
+    if isinstance(node, dict):
+        return all(_all_finite(v) for v in node.values())
+    if isinstance(node, list):
+        return all(_all_finite(v) for v in node)
+    if isinstance(node, float):
+        return math.isfinite(node)
+    return True
+
+
 def _as_float(text: str) -> float:
     try:
         return float(text)
@@ -317,11 +327,11 @@ def _check_fit(result: ProgramResult, workdir: Path) -> None:
     tail = _log_tail(workdir)
     output = workdir / POTENTIAL_YAML
     if result.ok and output.is_file():
-        if re.search(r"\b(nan|inf)\b", output.read_text(), flags=re.IGNORECASE):
-            raise FitFailed("non-finite (NaN/inf) coefficients in the potential", workdir, tail)
         losses = re.findall(r"Loss:\s+(?:Total:\s+)?([-+.\w]+)", _log_tail(workdir, 10**6))
         if losses and not math.isfinite(_as_float(losses[-1])):
             raise FitFailed(f"non-finite (NaN/inf) loss: final loss {losses[-1]}", workdir, tail)
+        if not _all_finite(yaml.safe_load(output.read_text()).get("species", [])):
+            raise FitFailed("non-finite (NaN/inf) coefficients in the potential", workdir, tail)
         return
     if result.timed_out:
         reason = f"timed out after {result.duration_s:.0f} s"
