@@ -132,7 +132,7 @@ class AKMC:
             return
         self._step_gamma = max(self._step_gamma, self.watchdog.segment_max_gamma)
         frame = self.watchdog.segment_frame
-        if frame is not None and self.watchdog.halt_frame is None:
+        if frame is not None:
             self.frames.append(self._label(frame, "kmc_frame"))
             self.frames.sort(key=lambda f: -f.info["gamma_max"])
             del self.frames[MAX_FRAMES:]

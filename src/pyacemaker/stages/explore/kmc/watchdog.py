@@ -52,7 +52,11 @@ class GammaWatchdog(Calculator):
         return self.gamma_source is not None
 
     def reset_segment(self) -> None:
-        """Start a new segment (one search); tracks the segment's most uncertain frame."""
+        """Start a new segment (one search).
+
+        Tracks the segment's max gamma and its most uncertain configuration between the
+        lower and the upper threshold (a candidate next to the halt, if it halts).
+        """
         self.segment_max_gamma = 0.0
         self.segment_frame: Atoms | None = None
 
@@ -75,10 +79,11 @@ class GammaWatchdog(Calculator):
         gamma = np.asarray(self.gamma_source.results["gamma"], dtype=float)
         self.results["gamma"] = gamma
         gamma_max = float(gamma.max())
-        if gamma_max > self.segment_max_gamma:
-            self.segment_max_gamma = gamma_max
-            if gamma_max > self.gamma_lower:
-                self.segment_frame = _frame(self.atoms, gamma)
+        if (self.gamma_lower < gamma_max <= self.gamma_upper
+                and gamma_max > (self.segment_frame.info["gamma_max"]
+                                 if self.segment_frame is not None else 0.0)):
+            self.segment_frame = _frame(self.atoms, gamma)  # most uncertain, not halting
+        self.segment_max_gamma = max(self.segment_max_gamma, gamma_max)
         if self.armed and gamma_max > self.gamma_upper:
             self.halt_frame = _frame(self.atoms, gamma)
             raise ExtrapolationHalt(
