@@ -139,3 +139,7 @@ def test_sigkill_mid_write_leaves_a_valid_database(tmp_path: Path) -> None:
     for atoms in rows:  # every committed row is whole: its labels match its own index
         i = -atoms.get_potential_energy()
         np.testing.assert_allclose(atoms.get_forces(), i)
+    # the killed writer must not leave anything behind that blocks the next writer
+    started = time.monotonic()
+    _, is_new = store.add(bulk("Cu", "bcc", a=2.9))
+    assert is_new and time.monotonic() - started < 5

@@ -57,7 +57,9 @@ class DataStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = connect(str(self.path), type="db", append=True)
+        # No ASE lock file: SQLite locks and transactions already protect the db, and a
+        # lock file left behind by a killed process would block every later run forever.
+        self._db = connect(str(self.path), type="db", append=True, use_lock_file=False)
 
     # ------------------------------------------------------------------ writing
     def add(self, atoms: Atoms, status: Status | None = None, **extra: Any) -> tuple[int, bool]:
