@@ -21,16 +21,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from ase import Atoms
 from ase.io import read, write
 
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
-from pyacemaker.state import PotentialRecord, WorkflowState, open_state, save_state
+from pyacemaker.state import (
+    PotentialRecord,
+    WorkflowState,
+    atomic_write_text,
+    open_state,
+    save_state,
+)
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
 START_POOL_FILE = "start_structures.extxyz"
+CONFIG_COPY = "campaign.yaml"  # the validated config the campaign runs with (report/package)
 
 
 class CampaignNotReady(RuntimeError):
@@ -64,6 +72,8 @@ class Campaign:
                 and (workdir / "state.json.bak").exists():
             # labels from another oracle setting must not mix with the new ones
             os.replace(db_path, workdir / (DATASTORE_FILE + ".bak"))
+        atomic_write_text(workdir / CONFIG_COPY, yaml.safe_dump(
+            config.model_dump(mode="json"), sort_keys=False))
         return cls(config, site, workdir, state, DataStore(db_path))
 
     # ------------------------------------------------------------------ the loop
@@ -89,14 +99,26 @@ class Campaign:
             self.state.elapsed_s += time.monotonic() - self._started
             self._started = time.monotonic()
             save_state(self.state, self.workdir)
+        self._write_report()
         self._summary()
         return self.state
+
+    def _write_report(self) -> None:
+        from pyacemaker.release import report_campaign
+
+        try:
+            path = report_campaign(self.workdir)
+            log.info("report: %s", path)
+        except Exception as exc:  # a report problem must not hide the campaign's results
+            log.warning("could not write the report: %s", exc)
 
     def _cold_start(self) -> None:
         log.info("== iteration 0: cold start")
         self._stage("generate", self._generate_initial)
         self._stage("label", self._label_candidates)
         self._stage("fit", self._fit)
+        if self.config.validation.validate_every_iteration:
+            self._stage("validate", self._validate)
 
     def _iteration_complete(self) -> bool:
         """Fitted, or explored without any halt (nothing new to learn this round)."""
@@ -117,6 +139,8 @@ class Campaign:
         self._stage("select", self._select)
         self._stage("label", self._label_candidates)
         self._stage("fit", self._fit)
+        if self.config.validation.validate_every_iteration:
+            self._stage("validate", self._validate)
 
     def _stage(self, name: str, work: Callable[[], str]) -> None:
         """Run one stage unless it is done already in this iteration; record the outcome."""
@@ -142,11 +166,11 @@ class Campaign:
         it = self.state.iteration
         finished_iteration = self._iteration_complete()
         if finished_iteration and self.state.status_of("fit") != "done":
-            targets = self._targets_met()
-            if targets is None or not self.config.stopping.require_no_halts:
-                return (f"converged: no exploration task halted in iteration {it}"
-                        + ("" if targets is None else f"; {targets}"))
-            log.info("no halts, but %s: continuing", targets)
+            problems = [p for p in (self._targets_met(), self._validation_problem()) if p]
+            if not problems:
+                return (f"converged: no exploration task halted in iteration {it}, error "
+                        "targets met, validation GO")
+            log.info("no halts, but %s: continuing", "; ".join(problems))
         if finished_iteration and it >= al.max_iterations:
             return f"budget: max_iterations={al.max_iterations} reached"
         if self.dft_calls() >= al.max_dft_calls:
@@ -168,6 +192,31 @@ class Campaign:
         if f > stop.force_rmse_ev_per_a:
             problems.append(f"force RMSE {f:.3f} > {stop.force_rmse_ev_per_a} eV/A")
         return "; ".join(problems) or None
+
+    def _validation_problem(self) -> str | None:
+        """None when the current potential passed the quality gate, else why not."""
+        pot = self.state.potential
+        if pot is None:
+            return "no potential yet"
+        verdict = self.state.validation.get(pot.iteration)
+        if verdict is None:
+            self._stage("validate", self._validate)
+            verdict = self.state.validation.get(pot.iteration)
+        if verdict is None or verdict.startswith("GO"):
+            return None
+        return f"validation {verdict}"
+
+    def _validate(self) -> str:
+        from pyacemaker.release import validate_record
+
+        pot = self.state.potential
+        assert pot is not None
+        # in the driver's process: seconds of pyace/phonopy work, and the data lake is here
+        report = validate_record(pot, self.config, self.datastore, self.workdir)
+        reasons = "; ".join(report.reasons[:3])
+        self.state.validation[pot.iteration] = (
+            "GO" if report.passed else f"NO-GO ({reasons})")
+        return f"{report.verdict}" + (f": {reasons}" if reasons else "")
 
     def _finish(self, reason: str) -> None:
         self.state.finished = True

@@ -60,6 +60,8 @@ class WorkflowState(BaseModel):
         default_factory=dict, description="eV per element, fixed at the first fit")
     last_full_refit: int | None = None
     elapsed_s: float = Field(0.0, description="wall time of earlier runs of this campaign")
+    validation: dict[int, str] = Field(
+        default_factory=dict, description="iteration -> 'GO' or 'NO-GO (reasons)'")
     halts: dict[int, int] = Field(default_factory=dict, description="iteration -> halts found")
     finished: bool = False
     stop_reason: str | None = None
