@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from pyacemaker.config import TrainingSettings
-from pyacemaker.programs import Launch, ProgramResult, run_program
+from pyacemaker.programs import Launch, ProgramFailed, ProgramResult, run_program
 from pyacemaker.stages.baseline import PairBaseline
 from pyacemaker.stages.train.dataset import (dataset_meta_path, read_dataset_meta,
                                              read_training_structures, resolve_baseline)
@@ -180,8 +180,22 @@ def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path) ->
     """``pace_activeset`` -> ``<potential>.asi`` (MaxVol over the fitting data's B-projections)."""
     if not fitting_data.is_file():
         raise FitFailed("no fitting_data_info.pckl.gzip for the active set", workdir, "")
-    run_program(["pace_activeset", Path(potential_yaml).name, "-d", fitting_data.name], workdir,
-                 timeout_s=1800, env=TRAIN_ENV, log_name="activeset", check=True)
+    argv = ["pace_activeset", Path(potential_yaml).name, "-d", fitting_data.name]
+    result = run_program(argv, workdir, timeout_s=1800, env=TRAIN_ENV, log_name="activeset",
+                         check=False)
+    if not result.ok and "Insufficient atomic environments" in result.stderr():
+        # pace_activeset leaves out the atoms with the largest force errors; a small
+        # training set needs every atom to reach one environment per basis function
+        result = run_program(argv + ["--all-atoms"], workdir, timeout_s=1800, env=TRAIN_ENV,
+                             log_name="activeset", check=False)
+        if not result.ok and "Insufficient atomic environments" in result.stderr():
+            raise FitFailed(
+                "too few atomic environments for the active set: the training set has fewer "
+                "atoms per element than the basis has functions. Label more (or larger) "
+                "structures (active_learning.initial_structures) or lower "
+                "training.number_of_functions_per_element", workdir, result.tail())
+    if not result.ok:
+        raise ProgramFailed(result)
     asi = Path(workdir) / (Path(potential_yaml).stem + ".asi")
     if not asi.is_file():
         raise FitFailed(f"pace_activeset wrote no {asi.name}", workdir,
