@@ -121,11 +121,14 @@ class Campaign:
             self._stage("validate", self._validate)
 
     def _iteration_complete(self) -> bool:
-        """Fitted, or explored without any halt (nothing new to learn this round)."""
+        """Fitted, or explored and nothing to learn: no frame above gamma_lower, or no
+        halt while the potential already meets every target."""
         if self.state.status_of("fit") == "done":
             return True
-        return (self.state.iteration > 0 and self.state.status_of("explore") == "done"
-                and self._halts_this_iteration() == 0)
+        if self.state.iteration == 0 or self.state.status_of("explore") != "done":
+            return False
+        return self._frames_found() == 0 or (
+            self._halts_this_iteration() == 0 and not self._problems())
 
     def _iteration(self) -> None:
         if self._iteration_complete():
@@ -133,9 +136,11 @@ class Campaign:
             save_state(self.state, self.workdir)
         log.info("== iteration %d", self.state.iteration)
         self._stage("explore", self._explore)
-        if self._halts_this_iteration() == 0:
-            log.info("no exploration task halted in iteration %d", self.state.iteration)
+        if self._iteration_complete():
             return
+        if self._halts_this_iteration() == 0:
+            log.info("   no halt, but %s: learning from the frames above gamma_lower",
+                     "; ".join(self._problems()))
         self._stage("select", self._select)
         self._stage("label", self._label_candidates)
         self._stage("fit", self._fit)
@@ -165,20 +170,31 @@ class Campaign:
         al = self.config.active_learning
         it = self.state.iteration
         finished_iteration = self._iteration_complete()
-        if finished_iteration and self.state.status_of("fit") != "done":
-            problems = [p for p in (self._targets_met(), self._validation_problem()) if p]
+        if finished_iteration and self.state.status_of("fit") != "done" \
+                and self._halts_this_iteration() == 0:
+            problems = self._problems()
             if not problems:
                 return (f"converged: no exploration task halted in iteration {it}, error "
                         "targets met, validation GO")
-            log.info("no halts, but %s: continuing", "; ".join(problems))
+            log.info("no halts, but %s", "; ".join(problems))
         if finished_iteration and it >= al.max_iterations:
-            return f"budget: max_iterations={al.max_iterations} reached"
+            problems = self._problems()
+            return (f"budget: max_iterations={al.max_iterations} reached"
+                    + (f" (not converged: {'; '.join(problems)})" if problems else ""))
         if self.dft_calls() >= al.max_dft_calls:
             return f"budget: max_dft_calls={al.max_dft_calls} reached ({self.dft_calls()} calls)"
         elapsed_h = (self.state.elapsed_s + time.monotonic() - self._started) / 3600
         if elapsed_h >= al.max_wall_time_h:
             return f"budget: max_wall_time_h={al.max_wall_time_h} reached"
         return None
+
+    def _problems(self) -> list[str]:
+        """Why the current potential is not done yet (empty when it meets every target)."""
+        return [p for p in (self._targets_met(), self._validation_problem()) if p]
+
+    def _frames_found(self) -> int:
+        path = self.workdir / f"iter_{self.state.iteration:03d}" / "explore" / "frames.extxyz"
+        return len(read(path, index=":")) if path.exists() else 0
 
     def _targets_met(self) -> str | None:
         """None when the current potential meets the error targets, else why not."""
@@ -198,11 +214,11 @@ class Campaign:
         pot = self.state.potential
         if pot is None:
             return "no potential yet"
-        verdict = self.state.validation.get(pot.iteration)
-        if verdict is None:
-            self._stage("validate", self._validate)
-            verdict = self.state.validation.get(pot.iteration)
-        if verdict is None or verdict.startswith("GO"):
+        if pot.iteration not in self.state.validation:
+            log.info("   validate: %s", self._validate())
+            save_state(self.state, self.workdir)
+        verdict = self.state.validation[pot.iteration]
+        if verdict.startswith("GO"):
             return None
         return f"validation {verdict}"
 
