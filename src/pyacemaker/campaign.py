@@ -328,7 +328,12 @@ class Campaign:
 
     def _fit(self) -> str:
         from pyacemaker.execution import launch_for
-        from pyacemaker.stages.train import export_training_set, fit_potential, plan_refit
+        from pyacemaker.stages.train import (
+            export_training_set,
+            fit_potential,
+            plan_refit,
+            warm_fit_degraded,
+        )
 
         settings = self.config.training
         plan = plan_refit(self.state.iteration, self.state.potential, settings,
@@ -340,19 +345,28 @@ class Campaign:
                                       baseline)
         n_structures = self.datastore.count(status="labelled")
         log.info("   fitting on %d structures (%s: %s)", n_structures, plan.mode, plan.reason)
-        future = self.engine.submit(
-            "train", fit_potential, dataset, self.config.elements, settings, folder,
-            iteration=self.state.iteration, initial_potential=plan.initial_potential,
-            launch=launch_for(self.site, "train", "pacemaker"), reference_energies=refs,
-            max_iterations=plan.max_iterations, executable=self.site.programs.pacemaker,
-            seed=self.config.seed)
-        record: PotentialRecord = future.result()
+        def fit(workdir: Path, initial: Path | None, iterations: int) -> PotentialRecord:
+            return self.engine.submit(
+                "train", fit_potential, dataset, self.config.elements, settings, workdir,
+                iteration=self.state.iteration, initial_potential=initial,
+                launch=launch_for(self.site, "train", "pacemaker"), reference_energies=refs,
+                max_iterations=iterations, executable=self.site.programs.pacemaker,
+                seed=self.config.seed).result()
+
+        mode = plan.mode
+        record = fit(folder, plan.initial_potential, plan.max_iterations)
+        if mode == "warm" and self.state.potential is not None:
+            degraded = warm_fit_degraded(self.state.potential, record)
+            if degraded:
+                log.info("   %s: full refit instead", degraded)
+                mode = "full"
+                record = fit(self._iter_dir("fit_full"), None, settings.max_iterations)
         self.state.potential = record
         self.state.potentials.append(record)
-        if plan.mode == "full":
+        if mode == "full":
             self.state.last_full_refit = self.state.iteration
         m = record.metrics
-        return (f"{plan.mode} fit on {n_structures} structures: "
+        return (f"{mode} fit on {n_structures} structures: "
                 f"E RMSE {m.get('energy_rmse_mev_per_atom', float('nan')):.2f} meV/atom, "
                 f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A")
 

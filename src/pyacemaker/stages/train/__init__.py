@@ -27,13 +27,13 @@ from pyacemaker.stages.train.fit import (ACTIVE_SET, META_FILE, POTENTIAL_YACE, 
                                          count_functions, fit_metrics, fit_potential,
                                          initial_train_rmse, load_record)
 from pyacemaker.stages.train.inputs import bond_keys, pacemaker_input
-from pyacemaker.stages.train.refit import RefitPlan, plan_refit
+from pyacemaker.stages.train.refit import RefitPlan, plan_refit, warm_fit_degraded
 
 __all__ = [
     "ACTIVE_SET", "META_FILE", "POTENTIAL_YACE", "POTENTIAL_YAML", "RECORD_FILE", "FitFailed",
     "RefitPlan", "bond_keys", "build_active_set", "count_functions", "dataset_meta_path",
     "export_training_set", "fit_metrics", "fit_potential", "free_atom_energies",
-    "initial_train_rmse", "load_record", "pacemaker_input", "plan_refit", "read_dataset_meta",
+    "initial_train_rmse", "load_record", "pacemaker_input", "plan_refit", "warm_fit_degraded", "read_dataset_meta",
     "read_training_structures", "resolve_baseline", "shortest_distance",
     "total_energy_calculator", "training_frame", "write_training_set",
 ]

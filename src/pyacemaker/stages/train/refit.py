@@ -38,3 +38,22 @@ def plan_refit(iteration: int, previous: PotentialRecord | None, settings: Train
                          f"(full_refit_every={settings.full_refit_every})")
     return RefitPlan("warm", settings.warm_start_iterations, previous_yaml,
                      f"warm start from iteration {previous.iteration}")
+
+
+def warm_fit_degraded(previous: PotentialRecord, warm: PotentialRecord,
+                      factor: float = 2.0, slack_mev: float = 2.0) -> str | None:
+    """Why a warm-started fit must be replaced by a full refit, or None when it is fine.
+
+    A short warm start on data with large new force errors can trade energy accuracy for
+    forces (BFGS's first steps): its training energy RMSE then ends far above the previous
+    potential's. Seen on EMT Cu and QE Si campaigns (7 -> 146 meV/atom in 50 iterations).
+    """
+    key = "train_energy_rmse_mev_per_atom"
+    before = previous.metrics.get(key)
+    after = warm.metrics.get(key)
+    if before is None or after is None:
+        return None
+    if after > factor * before + slack_mev:
+        return (f"warm start degraded the training energy RMSE from {before:.1f} to "
+                f"{after:.1f} meV/atom")
+    return None
