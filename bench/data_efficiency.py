@@ -75,6 +75,7 @@ def structure_pool(size: int, rng: np.random.Generator) -> list[Atoms]:
     for _ in range(size // 12):
         slab = (fcc111 if rng.random() < 0.5 else fcc100)("Cu", size=(2, 2, 3), vacuum=5.0)
         slab.rattle(0.08, seed=int(rng.integers(1 << 30)))
+        slab.pbc = True  # periodic slab with vacuum: pyace needs full periodicity
         pool.append(slab)
     return [emt(a) for a in pool[:size]]
 
@@ -86,6 +87,7 @@ def held_out(rng: np.random.Generator) -> list[Atoms]:
     vacancy.rattle(0.05, seed=11)
     slab = fcc111("Cu", size=(2, 2, 4), vacuum=6.0)
     slab.rattle(0.05, seed=12)
+    slab.pbc = True
     return frames + [vacancy, slab]
 
 

@@ -70,6 +70,7 @@ def held_out_set() -> list[Atoms]:
     frames.append(vacancy)
     slab = fcc111("Cu", size=(2, 2, 4), vacuum=6.0)
     slab.rattle(0.05, seed=4)
+    slab.pbc = True  # a periodic slab with vacuum: pyace needs full periodicity
     frames.append(slab)
     return frames
 
