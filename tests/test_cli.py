@@ -36,3 +36,18 @@ def test_status_of_an_empty_folder(tmp_path: Path) -> None:
     out = run_cli("status", "--workdir", str(tmp_path))
     assert out.returncode == 1
     assert "no campaign here" in out.stdout
+
+
+def test_failing_stage_is_reported_and_work_is_kept(tmp_path: Path) -> None:
+    config = tmp_path / "c.yaml"
+    # EMT knows no Si: the oracle refuses the whole batch (a configuration error)
+    config.write_text("elements: [Si]\noracle: {kind: emt}\n"
+                      "active_learning: {initial_structures: 4}\n")
+    workdir = tmp_path / "w"
+    out = run_cli("run", str(config), "--site", str(REPO / "site_configs/local.yaml"),
+                  "--workdir", str(workdir))
+    assert out.returncode == 1
+    assert "stopped in iteration 0, stage 'label'" in out.stdout
+    assert "Si" in out.stdout and "run the same command again to resume" in out.stdout
+    status = run_cli("status", "--workdir", str(workdir))
+    assert "4 candidates" in status.stdout  # the generated structures were kept

@@ -41,10 +41,6 @@ START_POOL_FILE = "start_structures.extxyz"
 CONFIG_COPY = "campaign.yaml"  # the validated config the campaign runs with (report/package)
 
 
-class CampaignNotReady(RuntimeError):
-    """A part of the pipeline the campaign needs is not available."""
-
-
 class CampaignFailed(RuntimeError):
     """A stage failed in a way the loop cannot work around; the state says where."""
 

@@ -23,7 +23,7 @@ redoing finished DFT calculations or fits."""
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pyacemaker.campaign import Campaign, CampaignNotReady
+    from pyacemaker.campaign import Campaign
     from pyacemaker.logs import setup_logging
 
     config = load_campaign(args.config)
@@ -35,9 +35,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     campaign = Campaign.open(config, site, workdir, force=args.force)
     try:
         campaign.run()
-    except CampaignNotReady as exc:
-        log.error("%s", exc)
-        return 3
+    except KeyboardInterrupt:
+        log.error("interrupted; run the same command again to resume")
+        return 130
+    except Exception as exc:  # a stage failed: say where, keep the details in the log
+        stage = campaign.state.stage
+        log.debug("traceback of the failure", exc_info=True)
+        log.error("stopped in iteration %d, stage %r: %s: %s", campaign.state.iteration,
+                  stage, type(exc).__name__, exc)
+        log.error("every finished label and fit is kept in %s; fix the cause and run the "
+                  "same command again to resume (details: %s)", workdir,
+                  workdir / "campaign.log")
+        return 1
     return 0
 
 
