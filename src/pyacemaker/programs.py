@@ -13,8 +13,10 @@ import getpass
 import json
 import os
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -157,6 +159,8 @@ def run_program(
             f"container image {launch.image!r} ({launch.container_runtime}) not found on "
             f"{os.uname().nodename}: check the site's container.images"
         )
+    if launch.container_runtime == "none":
+        argv = [_resolve_executable(argv[0])] + list(argv[1:])
     full_argv = launch.wrap(argv, workdir)
     run_env = dict(os.environ)
     run_env.update(dict(launch.extra_env))
@@ -198,6 +202,15 @@ def run_program(
     if check and not result.ok:
         raise ProgramFailed(result)
     return result
+
+
+def _resolve_executable(name: str) -> str:
+    """``name`` as given when PATH finds it; else the venv's own copy (pacemaker,
+    pace_activeset ... live next to this Python even when the venv is not activated)."""
+    if os.sep in name or shutil.which(name):
+        return name
+    beside_python = Path(sys.executable).parent / name
+    return str(beside_python) if beside_python.is_file() else name
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:

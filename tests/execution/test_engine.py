@@ -100,3 +100,13 @@ def test_python_function_as_app(tmp_path: Path) -> None:
     with Engine(local_site("htex"), tmp_path / "run") as engine:
         results = dict(engine.map("light", shlex.quote, ["a b", "c"]))
     assert {k: v.result() for k, v in results.items()} == {"a b": "'a b'", "c": "c"}
+
+
+def test_venv_programs_found_without_an_activated_venv(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from pyacemaker.programs import run_program
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")  # as from cron or a bare login shell
+    result = run_program(["pace_yaml2yace", "--help"], tmp_path, timeout_s=120)
+    assert result.ok and result.argv[0].endswith(".venv/bin/pace_yaml2yace") is not None
+    assert "yace" in result.stdout().lower()
