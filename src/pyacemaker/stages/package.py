@@ -10,7 +10,6 @@ holds the same folder. A potential that failed validation is packaged only with
 from __future__ import annotations
 
 import getpass
-import hashlib
 import json
 import shutil
 import zipfile
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import DataStore
+from pyacemaker.stages.oracle.pseudo import sha256_of
 from pyacemaker.stages.validate import ValidationReport
 from pyacemaker.state import PotentialRecord, WorkflowState
 
@@ -134,14 +134,6 @@ CITATIONS = [
     Citation(key="LAMMPS", reference="A. P. Thompson et al., Comput. Phys. Commun. 271, 108171 "
              "(2022)", doi="10.1016/j.cpc.2021.108171"),
 ]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def pseudopotential_checksums(config: CampaignConfig,
@@ -291,7 +283,7 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
     (folder / "use_ase.py").write_text(
         ase_snippet(f"{stem}.yaml", asi_name, config.elements[0], references))
     files += [folder / "lammps.in", folder / "use_ase.py"]
-    entries = [FileEntry(path=f.name, sha256=sha256_file(f), bytes=f.stat().st_size)
+    entries = [FileEntry(path=f.name, sha256=sha256_of(f), bytes=f.stat().st_size)
                for f in files if f is not None]
     counts = store.provenance_counts()
     manifest = ReleaseManifest(

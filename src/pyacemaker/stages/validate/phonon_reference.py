@@ -13,11 +13,10 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator, all_changes
-from phonopy import Phonopy
 from pydantic import BaseModel, Field
 
 from pyacemaker.programs import Launch
-from pyacemaker.stages.validate.phonons import _to_ase, _to_phonopy
+from pyacemaker.stages.validate.phonons import force_constants
 
 
 class OracleCalculator(Calculator):
@@ -62,30 +61,14 @@ class PhononComparison(BaseModel):
     worst_q: str
 
 
-def _phonopy_forces(atoms: Atoms, calc: Calculator, supercell: int,
-                    displacement: float) -> Phonopy:
-    phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=np.eye(3, dtype=int) * supercell,
-                     primitive_matrix="P")
-    phonon.generate_displacements(distance=displacement)
-    forces = []
-    for displaced in phonon.supercells_with_displacements:
-        cell = _to_ase(displaced)
-        cell.calc = calc
-        forces.append(cell.get_forces().copy())
-    phonon.forces = np.array(forces)
-    phonon.produce_force_constants()
-    phonon.symmetrize_force_constants()
-    return phonon
-
-
 def compare_phonons(atoms: Atoms, calc: Calculator, reference: Calculator, supercell: int = 2,
                     displacement: float = 0.01, reference_name: str = "") -> PhononComparison:
     """Frequencies of ``calc`` and ``reference`` at the special points of ``atoms``."""
     special = atoms.cell.bandpath().special_points
     names = [n for n in sorted(special) if n != "G"] + ["G"]
     q_points = [np.asarray(special[n]) for n in names]
-    mine = _phonopy_forces(atoms, calc, supercell, displacement)
-    theirs = _phonopy_forces(atoms, reference, supercell, displacement)
+    mine = force_constants(atoms, calc, supercell, displacement)
+    theirs = force_constants(atoms, reference, supercell, displacement)
     ours = [mine.get_frequencies(q) for q in q_points]
     ref = [theirs.get_frequencies(q) for q in q_points]
     worst, worst_q = 0.0, ""

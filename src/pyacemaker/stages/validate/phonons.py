@@ -52,13 +52,12 @@ def _to_ase(cell: PhonopyAtoms) -> Atoms:
     return Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
 
 
-def compute_phonons(atoms: Atoms, calc: Calculator, supercell: int = 4,
-                    displacement: float = 0.01, mesh: int = 12, band_points: int = 150,
-                    tolerance_thz: float = 0.05, gamma_tolerance_thz: float = 0.3,
-                    gamma_radius: float = 0.1) -> PhononResult:
-    """Harmonic phonons of ``atoms`` (taken as the primitive cell) with ``calc``."""
+def force_constants(atoms: Atoms, calc: Calculator, supercell: int,
+                    displacement: float) -> Phonopy:
+    """Phonopy object with symmetrized force constants from finite displacements of
+    ``atoms`` (the primitive cell: q-points are in its basis) evaluated with ``calc``."""
     phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=np.eye(3, dtype=int) * supercell,
-                     primitive_matrix="P")  # q-points below are in this cell's basis
+                     primitive_matrix="P")
     phonon.generate_displacements(distance=displacement)
     forces = []
     for displaced in phonon.supercells_with_displacements:
@@ -68,6 +67,15 @@ def compute_phonons(atoms: Atoms, calc: Calculator, supercell: int = 4,
     phonon.forces = np.array(forces)
     phonon.produce_force_constants()
     phonon.symmetrize_force_constants()
+    return phonon
+
+
+def compute_phonons(atoms: Atoms, calc: Calculator, supercell: int = 4,
+                    displacement: float = 0.01, mesh: int = 12, band_points: int = 150,
+                    tolerance_thz: float = 0.05, gamma_tolerance_thz: float = 0.3,
+                    gamma_radius: float = 0.1) -> PhononResult:
+    """Harmonic phonons of ``atoms`` (taken as the primitive cell) with ``calc``."""
+    phonon = force_constants(atoms, calc, supercell, displacement)
 
     path = atoms.cell.bandpath(npoints=band_points)
     band_x, special_x, special_labels = path.get_linear_kpoint_axis()
@@ -95,7 +103,7 @@ def compute_phonons(atoms: Atoms, calc: Calculator, supercell: int = 4,
     return PhononResult(
         label=atoms.info.get("label", atoms.get_chemical_formula()),
         supercell=[supercell] * 3,
-        n_displacements=len(forces),
+        n_displacements=len(phonon.supercells_with_displacements),
         band_x=[float(x) for x in band_x],
         band_special_x=[float(x) for x in special_x],
         band_special_labels=list(special_labels),
