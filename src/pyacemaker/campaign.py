@@ -7,6 +7,9 @@ where the killed run stopped without redoing finished DFT or fits.
 
     iteration 0:  generate -> label -> fit
     iteration k:  explore -> select -> label -> fit     (until a stop criterion holds)
+
+Exploration is MD and, as the policy schedules it, kMC (stages/policy.py); a campaign
+with kMC enabled converges only in an iteration whose kMC tasks ran without halting too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from pyacemaker.state import (
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
 START_POOL_FILE = "start_structures.extxyz"
+KMC_START_FILE = "kmc_start_structures.extxyz"
 CONFIG_COPY = "campaign.yaml"  # the validated config the campaign runs with (report/package)
 
 
@@ -132,6 +136,11 @@ class Campaign:
             save_state(self.state, self.workdir)
         log.info("== iteration %d", self.state.iteration)
         self._stage("explore", self._explore)
+        pot = self.state.potential
+        if self._halts_this_iteration() == 0 and pot is not None \
+                and pot.iteration not in self.state.validation:
+            # the stop criterion needs a verdict on the potential that explored quietly
+            self._stage("validate_previous", self._validate)
         if self._iteration_complete():
             return
         if self._halts_this_iteration() == 0:
@@ -169,12 +178,13 @@ class Campaign:
         if finished_iteration and self.state.status_of("fit") != "done" \
                 and self._halts_this_iteration() == 0:
             problems = self._problems()
-            if not problems:
+            kmc_pending = self._kmc_pending()
+            if not problems and not kmc_pending:
                 return (f"converged: no exploration task halted in iteration {it}, error "
                         "targets met, validation GO")
-            log.info("no halts, but %s", "; ".join(problems))
+            log.info("no halts, but %s", "; ".join(problems + [kmc_pending or ""]).strip("; "))
         if finished_iteration and it >= al.max_iterations:
-            problems = self._problems()
+            problems = self._problems() + [p for p in [self._kmc_pending()] if p]
             return (f"budget: max_iterations={al.max_iterations} reached"
                     + (f" (not converged: {'; '.join(problems)})" if problems else ""))
         if self.dft_calls() >= al.max_dft_calls:
@@ -189,8 +199,21 @@ class Campaign:
         return [p for p in (self._targets_met(), self._validation_problem()) if p]
 
     def _frames_found(self) -> int:
+        if self.state.iteration in self.state.frames:
+            return self.state.frames[self.state.iteration]
+        # a state written before frame counts were recorded
         path = self.workdir / f"iter_{self.state.iteration:03d}" / "explore" / "frames.extxyz"
         return len(read(path, index=":")) if path.exists() else 0
+
+    def _kmc_pending(self) -> str | None:
+        """Why kMC must still run before the campaign may converge, None when it need not:
+        kMC is scheduled and no kMC task ran in this iteration."""
+        if self.config.exploration.kmc.schedule == "off":
+            return None
+        if any(record["task"]["engine"] == "kmc"
+               for record in self._exploration_records(self.state.iteration)):
+            return None
+        return "kMC exploration has not run yet"
 
     def _targets_met(self) -> str | None:
         """None when the current potential meets the error targets, else why not."""
@@ -211,8 +234,7 @@ class Campaign:
         if pot is None:
             return "no potential yet"
         if pot.iteration not in self.state.validation:
-            log.info("   validate: %s", self._validate())
-            save_state(self.state, self.workdir)
+            return f"the potential of iteration {pot.iteration} is not validated"
         verdict = self.state.validation[pot.iteration]
         if verdict.startswith("GO"):
             return None
@@ -382,13 +404,14 @@ class Campaign:
         tasks = plan_exploration(self._exploration_history(), self.config, self.state.iteration,
                                  lammps_available=has_lammps)
         starts = read(self.workdir / START_POOL_FILE, index=":")
+        kmc_starts = self._kmc_starts() if any(t.engine == "kmc" for t in tasks) else []
         folder = self._iter_dir("explore")
         log.info("   %d exploration tasks: %s", len(tasks),
                  ", ".join(f"{t.name} ({t.engine}, {t.temperature:.0f} K)" for t in tasks))
         assert self.state.potential is not None
         summaries, frames, failures = [], [], []
         for outcome in explore_many(self.engine, tasks, starts, self.state.potential,
-                                    self.config, folder):
+                                    self.config, folder, kmc_pool=kmc_starts):
             if outcome.result is None:
                 failures.append(f"{outcome.task.name}: {outcome.error}")
                 log.warning("   %s failed: %s", outcome.task.name, outcome.error)
@@ -400,9 +423,10 @@ class Campaign:
             for frame in result.frames:
                 frame.info["iteration"] = self.state.iteration
             frames.extend(result.frames)
-            log.info("   %s: %s, max gamma %.2f", outcome.task.name,
-                     f"HALTED at step {result.halt_step}" if result.halted
-                     else "ran its full length", result.max_gamma)
+            unit = "kMC step" if outcome.task.engine == "kmc" else "step"
+            log.info("   %s: %s, max gamma %.2f (%s)", outcome.task.name,
+                     f"HALTED at {unit} {result.halt_step}" if result.halted
+                     else "ran its full length", result.max_gamma, result.message)
         if not summaries:
             raise CampaignFailed("every exploration task failed:\n" + "\n".join(failures))
         (folder / "summary.json").write_text(json.dumps(summaries, indent=1, default=str))
@@ -410,17 +434,27 @@ class Campaign:
             write(folder / "frames.extxyz", frames, format="extxyz")
         halts = sum(s["halted"] for s in summaries)
         self.state.halts[self.state.iteration] = halts
+        self.state.frames[self.state.iteration] = len(frames)
         failed = f", {len(failures)} failed" if failures else ""
         return (f"{halts}/{len(tasks)} tasks halted{failed}, "
                 f"{len(frames)} frames above gamma_lower")
 
     def _exploration_history(self) -> list[dict[str, Any]]:
-        history = []
-        for it in range(1, self.state.iteration):
-            path = self.workdir / f"iter_{it:03d}" / "explore" / "summary.json"
-            if path.exists():
-                history.extend(json.loads(path.read_text()))
-        return history
+        return [record for it in range(1, self.state.iteration)
+                for record in self._exploration_records(it)]
+
+    def _exploration_records(self, iteration: int) -> list[dict[str, Any]]:
+        path = self.workdir / f"iter_{iteration:03d}" / "explore" / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def _kmc_starts(self) -> list[Atoms]:
+        """The kMC start cells, made once per campaign and kept next to the MD pool."""
+        from pyacemaker.stages.generate import kmc_start_structures
+
+        path = self.workdir / KMC_START_FILE
+        if not path.exists():
+            write(path, kmc_start_structures(self.config), format="extxyz")
+        return read(path, index=":")
 
     def _select(self) -> str:
         from pyacemaker.stages.generate import candidates_around

@@ -93,8 +93,44 @@ class BaselineSettings(StrictModel):
         "where the ZBL baseline is switched off (switch starts at half of it). None: the "
         "shortest interatomic distance in the training data.",
     )
+    inner_cutoff_margin: float = Field(
+        0.2, ge=0,
+        description="A. zbl_core without inner_cutoff: r_in per bond = shortest distance of "
+        "that bond in the whole training set (every split) minus this margin, set before "
+        "the fit and on warm starts; a structure a little closer than the data then stays "
+        "ACE instead of falling onto the ZBL wall.",
+    )
     lj_epsilon: float = Field(0.01, gt=0)
     lj_sigma: float = Field(2.0, gt=0)
+
+
+class WeightingSettings(StrictModel):
+    """pacemaker's data weighting (``fit: weighting:`` in input.yaml), see docs/training.md.
+
+    energy_based is pacemaker's EnergyBasedWeightingPolicy: energy weight
+    1/(dE + de)^2 with dE the energy per atom above the convex hull, force weight
+    1/(|F|^2 + df) per atom times the structure's energy weight.
+    """
+
+    kind: Literal["energy_based", "uniform"] = Field(
+        "energy_based",
+        description="energy_based: pacemaker's EnergyBasedWeightingPolicy; uniform: "
+        "pacemaker's default (every structure and every atom alike).",
+    )
+    de_low: float = Field(
+        1.0, gt=0, description="DElow, eV/atom above the hull: the low-energy tier.")
+    de_up: float = Field(
+        10.0, gt=0, description="DEup, eV/atom above the hull: structures higher are left "
+        "out of the fit by pacemaker (counted in the metrics, kept in the data lake).")
+    de: float = Field(1.0, gt=0, description="DE, eV/atom: energy weight 1/(dE + DE)^2.")
+    df: float = Field(1.0, gt=0, description="DF, (eV/A)^2: force weight 1/(|F|^2 + DF).")
+    wlow: float | None = Field(
+        None, gt=0, le=1,
+        description="Share of the energy weight given to the low tier (None: as the formula "
+        "gives).")
+    energy: Literal["convex_hull", "cohesive"] = Field(
+        "convex_hull", description="Reference for dE: the convex hull, or the lowest "
+        "energy per atom.")
 
 
 class TrainingSettings(StrictModel):
@@ -110,11 +146,31 @@ class TrainingSettings(StrictModel):
     test_fraction: float = Field(0.1, ge=0, lt=0.5)
     timeout_s: float = Field(6 * 3600.0, gt=0)
     baseline: BaselineSettings = Field(default_factory=BaselineSettings)
+    weighting: WeightingSettings = Field(
+        default_factory=WeightingSettings, description="Energy/force weights of the fit.")
+    max_force_ev_per_a: float | None = Field(
+        20.0, gt=0,
+        description="eV/A; structures with a larger force on any atom (after the baseline "
+        "is removed) are left out of the fit, with a logged count (the data lake keeps "
+        "them). None: keep all.",
+    )
 
 
 class KMCConfig(StrictModel):
     """Adaptive kinetic Monte Carlo exploration (eOn), see docs/kmc.md."""
 
+    schedule: Literal["off", "after_md_quiet", "always"] = Field(
+        "after_md_quiet",
+        description="When the loop runs kMC tasks: never; from the iteration after one in "
+        "which no MD run halted (then in every later iteration); or in every iteration.",
+    )
+    tasks: int = Field(1, gt=0, description="kMC tasks per iteration (different seeds).")
+    start_atoms: int = Field(
+        32, gt=1, description="Atoms of the kMC start supercell before the defect is made."
+    )
+    defect: Literal["vacancy", "none"] = Field(
+        "vacancy", description="Defect made in the start supercell (none: the cell as is)."
+    )
     engine: Literal["inprocess", "eonclient"] = Field(
         "inprocess",
         description="inprocess: aKMC driven here on the pyeonclient library; eonclient: "

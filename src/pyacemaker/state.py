@@ -63,6 +63,8 @@ class WorkflowState(BaseModel):
     validation: dict[int, str] = Field(
         default_factory=dict, description="iteration -> 'GO' or 'NO-GO (reasons)'")
     halts: dict[int, int] = Field(default_factory=dict, description="iteration -> halts found")
+    frames: dict[int, int] = Field(
+        default_factory=dict, description="iteration -> exploration frames above gamma_lower")
     finished: bool = False
     stop_reason: str | None = None
     created: str = Field(default_factory=lambda: _now())

@@ -6,13 +6,15 @@ from collections import Counter
 
 import pytest
 
-from pyacemaker.config import CampaignConfig, ExplorationSettings
+from pyacemaker.config import CampaignConfig, ExplorationSettings, KMCConfig
 from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
 from pyacemaker.stages.policy import ExplorationSummary, melting_point, plan_exploration
 
 
-def cu_config(**exploration: object) -> CampaignConfig:
-    return CampaignConfig(elements=["Cu"], exploration=ExplorationSettings(**exploration))
+def cu_config(kmc: dict[str, object] | None = None, **exploration: object) -> CampaignConfig:
+    """MD-rule tests plan no kMC unless they ask for it."""
+    settings = ExplorationSettings(kmc=KMCConfig(**(kmc or {"schedule": "off"})), **exploration)
+    return CampaignConfig(elements=["Cu"], exploration=settings)
 
 
 def ran(tasks: list[ExplorationTask], halted: callable = lambda t: False) -> list[ExplorationResult]:  # type: ignore[valid-type]
@@ -130,3 +132,65 @@ def test_non_metals_get_no_melting_ramp() -> None:
     second = plan_exploration(ran(plan_exploration([], config, 1)), config, 2)
     assert all(t.temperature_end is None for t in second)
     assert max(t.temperature for t in second) == 750
+
+
+def md_only(tasks: list[ExplorationTask]) -> list[ExplorationTask]:
+    return [t for t in tasks if t.engine != "kmc"]
+
+
+def kmc_only(tasks: list[ExplorationTask]) -> list[ExplorationTask]:
+    return [t for t in tasks if t.engine == "kmc"]
+
+
+def test_kmc_after_md_quiet_starts_once_md_is_quiet_and_stays() -> None:
+    config = cu_config(kmc={"schedule": "after_md_quiet", "tasks": 2, "max_steps": 3},
+                       temperatures=[300, 900], walkers=1)
+    first = plan_exploration([], config, 1)
+    assert kmc_only(first) == []
+    halting = ran(first, halted=lambda t: t.temperature == 900)
+    second = plan_exploration(halting, config, 2)
+    assert kmc_only(second) == []  # MD still halts: no kMC yet
+    history = halting + ran(second)  # iteration 2: MD quiet
+    third = plan_exploration(history, config, 3)
+    kmc = kmc_only(third)
+    assert len(kmc) == 2 and {t.options["max_steps"] for t in kmc} == {3}
+    assert len({t.seed for t in kmc}) == 2 and [t.structure_index for t in kmc] == [0, 1]
+    # the MD part is unchanged by the kMC tasks
+    assert md_only(third) == plan_exploration(history, cu_config(temperatures=[300, 900],
+                                                                 walkers=1), 3)
+    # MD halts again in iteration 3, kMC halts: kMC stays on and reruns the same tasks
+    history += ran(third, halted=lambda t: True)
+    fourth = kmc_only(plan_exploration(history, config, 4))
+    assert [t.seed for t in fourth] == [t.seed for t in kmc]
+    assert {t.options["max_steps"] for t in fourth} == {3}
+    assert "rerun" in fourth[0].options["reason"]
+    # quiet kMC: more steps, x2 per quiet iteration, at most x8
+    for iteration, factor in ((5, 2), (6, 4), (7, 8), (8, 8)):
+        history += ran(plan_exploration(history, config, iteration - 1)) \
+            if iteration > 5 else ran(fourth)
+        steps = {t.options["max_steps"] for t in kmc_only(
+            plan_exploration(history, config, iteration))}
+        assert steps == {3 * factor}, (iteration, steps)
+
+
+def test_kmc_always_and_off() -> None:
+    always = cu_config(kmc={"schedule": "always", "temperature": 700.0})
+    kmc = kmc_only(plan_exploration([], always, 1))
+    assert len(kmc) == 1 and kmc[0].temperature == 700.0 and kmc[0].engine == "kmc"
+    assert kmc[0].name == "it001_kmc0_T700"
+    off = cu_config(kmc={"schedule": "off"}, walkers=1)
+    quiet = ran(plan_exploration([], off, 1))
+    assert kmc_only(plan_exploration(quiet, off, 2)) == []
+
+
+def test_kmc_records_from_the_driver_keep_their_engine() -> None:
+    from dataclasses import asdict
+
+    config = cu_config(kmc={"schedule": "always"}, temperatures=[300], walkers=1)
+    first = plan_exploration([], config, 1)
+    records = [{"task": asdict(r.task), "halted": r.halted, "halt_step": r.halt_step,
+                "max_gamma": r.max_gamma} for r in ran(first, halted=lambda t: t.engine == "kmc")]
+    second = plan_exploration(records, config, 2)
+    # the kMC halt does not count as an MD halt: MD is quiet and goes longer
+    assert {t.steps for t in md_only(second)} == {2 * first[0].steps}
+    assert "rerun" in kmc_only(second)[0].options["reason"]

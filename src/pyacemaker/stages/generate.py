@@ -25,12 +25,14 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.build import bulk, surface
+from ase.geometry import find_mic
 from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
+from pyacemaker.stages.explore.result import KMC_REACTANT_ARRAY
 from pyacemaker.stages.oracle.embedding import embed_uncertain_atoms
 
 MAX_ATOMS = 16  # cold-start cells stay cheap for DFT
@@ -43,6 +45,13 @@ SHEAR_STRAIN = 0.03
 RATTLE_RANGE = (0.02, 0.12)
 SLAB_VACUUM = 6.0
 EMBED_GAMMA_FRACTION = 0.5  # atoms above this x max gamma (and > 1) are cluster centres
+# A kMC halt is a point on the way from a minimum to a saddle the model has never seen;
+# learning only that point moves the halt a little further each iteration. Candidates
+# further along the same escape direction (x the halt's displacement from the minimum,
+# the furthest-moving atom at most KMC_PATH_MAX_SHIFT from where it started) reach the
+# saddle region in one round.
+KMC_PATH_FACTORS = (1.5, 2.0, 3.0, 4.0)
+KMC_PATH_MAX_SHIFT = 1.6  # A; about a vacancy hop's saddle in fcc metals
 MAX_PROPOSALS_PER_PICK = 10  # a base giving no acceptable cell this often is dropped
 
 
@@ -304,6 +313,51 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
     return out[:n]
 
 
+def kmc_start_structures(config: CampaignConfig) -> list[Atoms]:
+    """Start cells for kMC tasks (provenance ``kmc_start``): the most relevant base
+    structure (a seed, else the reference crystal, conventional cell when it has one)
+    repeated to ``exploration.kmc.start_atoms`` atoms, with one atom removed near the
+    centre when ``defect: vacancy``. Deterministic, so every kMC task of a campaign starts
+    from the same state and a rerun revisits the region a halt came from."""
+    settings = config.exploration.kmc
+    if config.seed_structures:
+        bases = [b for b in read_seed_structures(config.seed_structures) if b.pbc.all()]
+        if not bases:
+            raise GenerationError("kmc start: no fully periodic seed structure to make a "
+                                  "defect cell from")
+    else:
+        bases = base_structures(list(config.elements), np.random.default_rng(config.seed))
+    # the base with most of the campaign's elements, a random alloy before an ordered
+    # prototype (diffusion in an alloy is the usual kMC question), else the first
+    base = max(bases, key=lambda b: (len(set(b.get_chemical_symbols())),
+                                     b.info.get("generator", "").startswith("random-")))
+    base = _conventional(base)
+    cell = supercell(base, settings.start_atoms)
+    cell.info.clear()
+    if settings.defect == "vacancy":
+        centre = cell.cell.cartesian_positions([0.5, 0.5, 0.5])
+        del cell[int(np.argmin(np.linalg.norm(cell.positions - centre, axis=1)))]
+    cell.info.update(provenance="kmc_start", generator=f"{base.info.get('generator', '')}"
+                     f"+{settings.defect}")
+    return [cell]
+
+
+def _conventional(atoms: Atoms) -> Atoms:
+    """The conventional (cubic/orthorhombic) cell of a one-atom primitive crystal, so that
+    the supercell is compact; other cells as they are."""
+    generator = atoms.info.get("generator", "")
+    if len(atoms) == 1 and generator.endswith("-reference"):
+        symbol = atoms.get_chemical_symbols()[0]
+        for options in ({"cubic": True}, {"orthorhombic": True}):
+            try:
+                out = bulk(symbol, **options)
+            except (ValueError, KeyError, RuntimeError):
+                continue
+            out.info["generator"] = generator
+            return out
+    return atoms
+
+
 def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
                       cutoff: float) -> list[Atoms]:
     """``n`` DFT-sized structures near ``frame`` (a halted / high-gamma MD frame).
@@ -320,6 +374,36 @@ def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
     """
     if n < 1:
         return []
+    if KMC_REACTANT_ARRAY in frame.arrays:
+        return along_the_escape_path(frame) + _around(frame, n, rng, cutoff)
+    return _around(frame, n, rng, cutoff)
+
+
+def along_the_escape_path(frame: Atoms) -> list[Atoms]:
+    """Configurations beyond a kMC halt along its displacement from the state the search
+    started from (``arrays["kmc_reactant"]``), provenance ``kmc_path``."""
+    reactant = frame.arrays[KMC_REACTANT_ARRAY]
+    shift = find_mic(frame.positions - reactant, frame.cell, frame.pbc)[0]
+    largest = float(np.linalg.norm(shift, axis=1).max())
+    out: list[Atoms] = []
+    if largest < 1e-6:
+        return out
+    for factor in KMC_PATH_FACTORS:
+        if factor * largest > KMC_PATH_MAX_SHIFT:
+            factor = KMC_PATH_MAX_SHIFT / largest
+        candidate = frame.copy()
+        candidate.positions = reactant + factor * shift
+        for key in (KMC_REACTANT_ARRAY, "gamma"):
+            candidate.arrays.pop(key, None)
+        if not too_close(candidate):
+            _inherit(candidate, frame, "kmc_path")
+            out.append(candidate)
+        if factor * largest >= KMC_PATH_MAX_SHIFT - 1e-9:
+            break
+    return out
+
+
+def _around(frame: Atoms, n: int, rng: np.random.Generator, cutoff: float) -> list[Atoms]:
     gamma = frame.arrays.get("gamma")
     if gamma is None:
         return _perturbations([(frame, np.ones(len(frame), dtype=bool))], frame, n, rng)
@@ -356,6 +440,7 @@ def _perturbations(sources: list[tuple[Atoms, np.ndarray]], frame: Atoms, n: int
         if len(out) % 2 == 1:
             candidate = strained(candidate, rng, volume=0.03, shear=0.015)
         candidate.arrays.pop("gamma", None)
+        candidate.arrays.pop(KMC_REACTANT_ARRAY, None)
         if too_close(candidate):
             continue
         core_mask = source.info.get("core_mask")

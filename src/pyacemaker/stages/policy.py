@@ -20,6 +20,14 @@ a pressure; ``None`` pressure means NVT):
 The task list is cut to ``max_tasks`` keeping halting conditions first. The engine is the
 configured one; ``auto`` means LAMMPS when it is available, else ASE. Seeds are derived
 from the campaign seed, iteration and task index, so a plan is reproducible.
+
+kMC tasks (``exploration.kmc``) come on top of the MD tasks, ``kmc.tasks`` of them, when
+``schedule`` is ``always``, or for ``after_md_quiet`` once an iteration's MD runs halted
+nothing (from then on in every iteration, so the stop criterion sees them). Their seeds
+do not depend on the iteration: after a halt is learned the same task reruns through the
+same region, which is the check that the region is learned. With ``k`` consecutive
+kMC-quiet iterations a task takes ``max_steps`` x 2^k steps (at most x8), reaching
+further states. The MD rules above read only the MD history.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ class ExplorationSummary:
     halt_step: int | None = None
     max_gamma: float = 0.0
     walkers: int = 1
+    engine: str = "md"
 
     @property
     def condition(self) -> Condition:
@@ -86,7 +95,8 @@ def summarize(result: ExplorationResult | dict[str, Any]) -> ExplorationSummary:
         iteration=int(task.options.get("iteration", 0)), temperature=task.temperature,
         temperature_end=task.temperature_end, pressure_gpa=task.pressure_gpa,
         halted=result.halted, steps=task.steps, halt_step=result.halt_step,
-        max_gamma=result.max_gamma, walkers=int(task.options.get("walkers", 1)))
+        max_gamma=result.max_gamma, walkers=int(task.options.get("walkers", 1)),
+        engine=task.engine)
 
 
 def _summarize_record(record: dict[str, Any]) -> ExplorationSummary:
@@ -99,7 +109,7 @@ def _summarize_record(record: dict[str, Any]) -> ExplorationSummary:
             temperature_end=task.get("temperature_end"), pressure_gpa=task.get("pressure_gpa"),
             halted=bool(record["halted"]), steps=int(task["steps"]),
             halt_step=record.get("halt_step"), max_gamma=float(record.get("max_gamma", 0.0)),
-            walkers=int(options.get("walkers", 1)))
+            walkers=int(options.get("walkers", 1)), engine=str(task.get("engine", "md")))
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"exploration history record lacks or mangles {exc}: {record!r}") from exc
 
@@ -120,6 +130,14 @@ def plan_exploration(history: Sequence[ExplorationResult | ExplorationSummary | 
     settings = config.exploration
     past = [h if isinstance(h, ExplorationSummary) else summarize(h) for h in history]
     past = [h for h in past if h.iteration < iteration]
+    md_past = [h for h in past if h.engine != "kmc"]
+    return (_md_tasks(md_past, config, iteration, lammps_available)
+            + kmc_tasks([h for h in past if h.engine == "kmc"], md_past, config, iteration))
+
+
+def _md_tasks(past: list[ExplorationSummary], config: CampaignConfig, iteration: int,
+              lammps_available: bool) -> list[ExplorationTask]:
+    settings = config.exploration
     engine = _engine(settings.engine, lammps_available)
     n_atoms = settings.target_atoms
     if not past:
@@ -137,6 +155,35 @@ def plan_exploration(history: Sequence[ExplorationResult | ExplorationSummary | 
     else:
         plans = _halt_plans(config, last)
     return _tasks(plans, config, iteration, engine, n_atoms)
+
+
+def kmc_tasks(kmc_past: list[ExplorationSummary], md_past: list[ExplorationSummary],
+              config: CampaignConfig, iteration: int) -> list[ExplorationTask]:
+    """The kMC tasks of ``iteration`` (module docstring, last paragraph)."""
+    settings = config.exploration.kmc
+    if settings.schedule == "off":
+        return []
+    if settings.schedule == "after_md_quiet" and not kmc_past:
+        md_iterations = {h.iteration for h in md_past}
+        if not any(not any(h.halted for h in md_past if h.iteration == it)
+                   for it in md_iterations):
+            return []
+        reason = "MD quiet: kMC for rare events"
+    else:
+        reason = "kMC scheduled"
+    quiet = _quiet_streak(kmc_past)
+    max_steps = settings.max_steps * min(MAX_STEP_FACTOR, 2 ** quiet)
+    if quiet:
+        reason = f"kMC quiet x{quiet}: more steps"
+    elif kmc_past:
+        reason = "kMC halted: rerun through the learned region"
+    return [ExplorationTask(
+        name=f"it{iteration:03d}_kmc{walker}_T{settings.temperature:g}", engine="kmc",
+        temperature=settings.temperature, steps=max_steps,
+        seed=_seed(config.seed, -1, walker), structure_index=walker,
+        options={"iteration": iteration, "max_steps": max_steps, "reason": reason,
+                 "walkers": settings.tasks})
+        for walker in range(settings.tasks)]
 
 
 def _engine(setting: str, lammps_available: bool) -> Literal["ase", "lammps"]:

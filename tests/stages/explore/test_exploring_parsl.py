@@ -40,3 +40,38 @@ def test_explore_many_yields_every_outcome_and_keeps_failures_apart(
     assert not failed.ok and "['Ni']" in failed.error
     for name in ("cold_lmp", "hot_lmp", "cold_ase"):
         assert (tmp_path / "explore" / name / "exploration.json").is_file()
+
+
+def test_kmc_tasks_run_from_the_kmc_pool_in_their_own_process(
+        cu_ace_potential, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """A kMC task next to an MD task on the threads executor: it starts from the kMC pool,
+    and the eOn client's output redirection stays in its child process (the driver's
+    stdout keeps working while it runs)."""
+    import sys
+
+    vacancy = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))
+    del vacancy[0]
+    config = CampaignConfig(elements=["Cu"], exploration={"kmc": {
+        "max_steps": 1, "searches_per_state": 1, "gamma_lower": 50.0, "gamma_upper": 1000.0}})
+    tasks = [ExplorationTask(name="md", engine="ase", temperature=300, steps=20, seed=3),
+             ExplorationTask(name="kmc", engine="kmc", seed=2, options={"epicentres": [0]})]
+    pool = [bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))]
+    with Engine(SiteConfig(local_executor="threads"), tmp_path / "run") as engine:
+        outcomes = {}
+        for outcome in explore_many(engine, tasks, pool, cu_ace_potential.record, config,
+                                    tmp_path / "explore", kmc_pool=[vacancy]):
+            outcomes[outcome.task.name] = outcome
+            print(f"driver saw {outcome.task.name}")
+            sys.stdout.flush()
+    assert outcomes["kmc"].ok, outcomes["kmc"].error
+    kmc = outcomes["kmc"].result
+    assert not kmc.halted and kmc.steps_done == 1, kmc.message
+    assert (tmp_path / "explore" / "kmc" / "kmc_log.json").is_file()
+    assert outcomes["md"].result.steps_done == 20
+    out = capfd.readouterr().out
+    assert "driver saw md" in out and "driver saw kmc" in out
+    log = (tmp_path / "explore" / "kmc" / "eon_client.log").read_text()
+    assert "driver saw" not in log
+    with pytest.raises(ValueError, match="kMC start pool is empty"):
+        list(explore_many(engine, tasks[1:], pool, cu_ace_potential.record, config,
+                          tmp_path / "explore2"))
