@@ -127,7 +127,6 @@ def plan_exploration(history: Sequence[ExplorationResult | ExplorationSummary | 
                      config: CampaignConfig, iteration: int,
                      lammps_available: bool = True) -> list[ExplorationTask]:
     """The exploration tasks of ``iteration`` (see the module docstring for the rules)."""
-    settings = config.exploration
     past = [h if isinstance(h, ExplorationSummary) else summarize(h) for h in history]
     past = [h for h in past if h.iteration < iteration]
     md_past = [h for h in past if h.engine != "kmc"]

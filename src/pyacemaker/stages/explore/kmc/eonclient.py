@@ -24,6 +24,7 @@ import stat
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 
@@ -34,9 +35,8 @@ from ase.io import read, write
 from pyacemaker.config import KMCConfig
 from pyacemaker.programs import ProgramFailed, run_program
 from pyacemaker.stages.explore import pace_driver
-from pyacemaker.stages.explore.kmc.processes import max_displacement, same_structure
 from pyacemaker.stages.explore.kmc.rates import htst_rate
-from pyacemaker.stages.explore.kmc.search import MINIMIZATION_OFFSET, KMCHalt, SearchOutcome
+from pyacemaker.stages.explore.kmc.search import KMCHalt, SearchOutcome, relax_across_saddle
 from pyacemaker.stages.explore.kmc.watchdog import resolve_potential_file
 from pyacemaker.state import PotentialRecord
 
@@ -221,21 +221,10 @@ class EonClientSearcher:
         saddle = _with_cell(read(folder / "saddle.con", format="eon"), reactant)
         negative_mode = np.loadtxt(folder / "mode.dat").reshape(-1, 3)
         negative_mode /= np.linalg.norm(negative_mode)
-        sides = []
-        for sign in (+1.0, -1.0):
-            side = saddle.copy()
-            side.positions = saddle.positions + sign * MINIMIZATION_OFFSET * negative_mode
-            sides.append(self.relax(side))
-        is_reactant = [same_structure(s, reactant) for s, _ in sides]
-        if is_reactant.count(True) != 1:
-            return SearchOutcome(status="not_connected", barrier=barrier)
-        product, product_energy = sides[1] if is_reactant[0] else sides[0]
-        if max_displacement(product, reactant) < 0.2:
-            return SearchOutcome(status="no_change", barrier=barrier)
+        outcome = relax_across_saddle(saddle, negative_mode, reactant, barrier, self.relax)
         assert self.settings.prefactor != "computed"
-        return SearchOutcome(status="good", barrier=barrier,
-                             prefactor=float(self.settings.prefactor), saddle=saddle,
-                             product=product, product_energy=product_energy)
+        return replace(outcome, prefactor=float(self.settings.prefactor)) if outcome.good \
+            else outcome
 
     def rate(self, barrier: float, prefactor: float) -> float:
         return htst_rate(barrier, prefactor, self.temperature)

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +52,27 @@ class SearchOutcome:
     @property
     def good(self) -> bool:
         return self.status == "good"
+
+
+def relax_across_saddle(saddle: Atoms, negative_mode: np.ndarray, reactant: Atoms,
+                        barrier: float,
+                        relax: Callable[[Atoms], tuple[Atoms, float]]) -> SearchOutcome:
+    """Minimize half a step to each side of the saddle along its negative-curvature mode;
+    a process needs one side to be the reactant and the other a different minimum. The
+    outcome has no prefactor yet (the engines get it differently)."""
+    sides = []
+    for sign in (+1.0, -1.0):
+        side = saddle.copy()
+        side.positions = saddle.positions + sign * MINIMIZATION_OFFSET * negative_mode
+        sides.append(relax(side))
+    is_reactant = [same_structure(s, reactant) for s, _ in sides]
+    if is_reactant.count(True) != 1:
+        return SearchOutcome(status="not_connected", barrier=barrier)
+    product, product_energy = sides[1] if is_reactant[0] else sides[0]
+    if max_displacement(product, reactant) < 0.2:
+        return SearchOutcome(status="no_change", barrier=barrier)
+    return SearchOutcome(status="good", barrier=barrier, saddle=saddle, product=product,
+                         product_energy=product_energy)
 
 
 @contextmanager
@@ -165,25 +186,15 @@ class InProcessSearcher:
             return SearchOutcome(status="barrier_out_of_range", barrier=barrier)
         saddle = self._atoms(saddle_matter, reactant)
 
-        # Minimize on both sides of the saddle along its negative-curvature mode.
         negative_mode = self._saddle_mode(saddle_matter, reactant, saddle, energy)
-        sides = []
-        for sign in (+1.0, -1.0):
-            side = saddle.copy()
-            side.positions = saddle.positions + sign * MINIMIZATION_OFFSET * negative_mode
-            sides.append(self.relax(side))
-        is_reactant = [same_structure(s, reactant) for s, _ in sides]
-        if is_reactant.count(True) != 1:
-            return SearchOutcome(status="not_connected", barrier=barrier)
-        product, product_energy = sides[1] if is_reactant[0] else sides[0]
-        if max_displacement(product, reactant) < 0.2:
-            return SearchOutcome(status="no_change", barrier=barrier)
-
-        prefactor = self._prefactor(reactant, saddle, product)
+        outcome = relax_across_saddle(saddle, negative_mode, reactant, barrier, self.relax)
+        if not outcome.good:
+            return outcome
+        assert outcome.product is not None
+        prefactor = self._prefactor(reactant, saddle, outcome.product)
         if prefactor is None:
             return SearchOutcome(status="bad_prefactor", barrier=barrier)
-        return SearchOutcome(status="good", barrier=barrier, prefactor=prefactor,
-                             saddle=saddle, product=product, product_energy=product_energy)
+        return replace(outcome, prefactor=prefactor)
 
     def _saddle_mode(self, saddle_matter: object, reactant: Atoms, saddle: Atoms,
                      energy: float) -> np.ndarray:
