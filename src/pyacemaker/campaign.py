@@ -77,12 +77,22 @@ class Campaign:
         return cls(config, site, workdir, state, DataStore(db_path))
 
     # ------------------------------------------------------------------ the loop
-    def run(self) -> WorkflowState:
+    def run(self, continue_finished: bool = False) -> WorkflowState:
+        """Run until a stop criterion holds. A finished campaign is left alone unless
+        ``continue_finished``: then it goes on under the current config's budgets (raise
+        ``max_iterations`` or ``max_dft_calls`` first, or it stops again at once)."""
         from pyacemaker.execution import Engine
 
         if self.state.finished:
-            log.info("campaign already finished: %s", self.state.stop_reason)
-            return self.state
+            if not continue_finished:
+                log.info("campaign already finished: %s (to go on with larger budgets, run "
+                         "again with --continue)", self.state.stop_reason)
+                return self.state
+            log.info("continuing a finished campaign (it had stopped: %s)",
+                     self.state.stop_reason)
+            self.state.finished = False
+            self.state.stop_reason = None
+            save_state(self.state, self.workdir)
         self._started = time.monotonic()
         try:
             with Engine(self.site, self.workdir) as engine:
@@ -465,9 +475,11 @@ class Campaign:
         rng = self._rng(1)
         pool: list[Atoms] = []
         for frame in frames:
-            if len(frame) <= self.config.exploration.target_atoms:
+            dft_sized = len(frame) <= self.config.exploration.target_atoms
+            if dft_sized:
                 pool.append(frame)  # larger frames reach DFT only as embedded cut-outs
-            pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff))
+            pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff,
+                                          escape_path=dft_sized))
         pool = deduplicate(pool, self.datastore.atoms(status="labelled"))
         n = self.config.active_learning.max_candidates_per_iteration
         pot = self.state.potential

@@ -19,7 +19,8 @@ Build a validated ACE interatomic potential by active learning.
   pyacemaker status --workdir campaigns/cu
 
 Running 'run' again on the same --workdir resumes a stopped or killed campaign without
-redoing finished DFT calculations or fits."""
+redoing finished DFT calculations or fits; 'run --continue' goes on with a finished one
+(after raising its budgets in the YAML)."""
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -34,7 +35,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
              "-".join(config.elements), site.name, workdir)
     campaign = Campaign.open(config, site, workdir, force=args.force)
     try:
-        campaign.run()
+        campaign.run(continue_finished=args.continue_finished)
     except KeyboardInterrupt:
         log.error("interrupted; run the same command again to resume")
         return 130
@@ -138,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workdir", help="campaign folder; default: campaigns/<name>")
     run.add_argument("--force", action="store_true",
                      help="start over in a folder whose state came from another config")
+    run.add_argument("--continue", dest="continue_finished", action="store_true",
+                     help="go on with a finished campaign under this config's budgets "
+                     "(raise max_iterations / max_dft_calls / max_wall_time_h first)")
     run.set_defaults(func=_cmd_run)
 
     status = sub.add_parser("status", help="show a campaign's progress")

@@ -102,3 +102,33 @@ def test_the_stop_reason_accounts_for_kmc(kmc_campaign: Campaign) -> None:
     if state.stop_reason.startswith("converged"):
         last = [r for r in kmc_records(kmc_campaign) if r["iteration"] == state.iteration]
         assert last and not any(r["halted"] for r in last)
+
+
+def test_a_finished_campaign_goes_on_with_continue(kmc_campaign: Campaign,
+                                                  tmp_path: Path) -> None:
+    """`run --continue` after raising max_iterations: one more iteration, kMC still on
+    (longer after a quiet kMC iteration); without it the finished campaign is left alone."""
+    import shutil
+
+    workdir = tmp_path / "run"
+    shutil.copytree(kmc_campaign.workdir, workdir)
+    before = kmc_campaign.state
+    raised = {**CAMPAIGN, "active_learning": {**CAMPAIGN["active_learning"],
+                                              "max_iterations": before.iteration + 1}}
+    path = tmp_path / "campaign.yaml"
+    path.write_text(yaml.safe_dump(raised))
+    site = load_site(REPO / "site_configs" / "local.yaml")
+    left_alone = Campaign.open(load_campaign(path), site, workdir).run()
+    assert left_alone.finished and left_alone.iteration == before.iteration
+    went_on = Campaign.open(load_campaign(path), site, workdir)
+    state = went_on.run(continue_finished=True)
+    if before.stop_reason.startswith("converged"):  # still converged: stops at once
+        assert state.finished and state.iteration == before.iteration
+        assert state.stop_reason.startswith("converged")
+        return
+    assert state.finished and state.iteration == before.iteration + 1
+    records = kmc_records(went_on)
+    last, previous = records[-1], records[-2]
+    assert last["iteration"] == before.iteration + 1
+    factor = 1 if previous["halted"] else 2
+    assert last["task"]["options"]["max_steps"] >= factor * KMC["max_steps"]

@@ -195,6 +195,9 @@ def test_kmc_halt_candidates_continue_along_the_escape_path() -> None:
         assert np.allclose(others, 0, atol=1e-9)  # only the hopping atom moves
         shifts.append(np.linalg.norm(delta[mover]))
     assert shifts == pytest.approx([0.45, 0.6, 0.9, 1.2])
+    # a frame too large for DFT: no whole-cell path candidates
+    large = candidates_around(frame, 3, np.random.default_rng(0), 4.0, escape_path=False)
+    assert len(large) == 3 and all(c.info["provenance"] != "kmc_path" for c in large)
     # the cap: a halt already 1 A out yields one candidate at 1.6 A
     far = frame.copy()
     far.positions[mover] = reactant.positions[mover] + 1.0 * hop

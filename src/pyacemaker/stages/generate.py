@@ -359,7 +359,7 @@ def _conventional(atoms: Atoms) -> Atoms:
 
 
 def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
-                      cutoff: float) -> list[Atoms]:
+                      cutoff: float, escape_path: bool = True) -> list[Atoms]:
     """``n`` DFT-sized structures near ``frame`` (a halted / high-gamma MD frame).
 
     With per-atom ``gamma`` on the frame, the high-gamma atoms are cut out with everything
@@ -370,11 +370,13 @@ def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
     atoms near the uncertain ones, every other one with a small cell strain. A frame too
     small to cut from is perturbed as a whole around its highest-gamma atom; a frame
     without per-atom gamma is perturbed everywhere. All carry the frame's ``source_task``,
-    ``gamma_max`` and ``iteration``.
+    ``gamma_max`` and ``iteration``. A kMC halt frame also gets whole-cell candidates along
+    its escape path (:func:`along_the_escape_path`) unless ``escape_path`` is False (the
+    caller's frame is too large for DFT).
     """
     if n < 1:
         return []
-    if KMC_REACTANT_ARRAY in frame.arrays:
+    if escape_path and KMC_REACTANT_ARRAY in frame.arrays:
         return along_the_escape_path(frame) + _around(frame, n, rng, cutoff)
     return _around(frame, n, rng, cutoff)
 
