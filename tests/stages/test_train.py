@@ -10,7 +10,7 @@ from ace_fixtures import (FittedPotential, cu_training_structures, emt_label,
                           tiny_training_settings)
 from ase.build import bulk
 
-from pyacemaker.config import BaselineSettings, TrainingSettings
+from pyacemaker.config import BaselineSettings, TrainingSettings, WeightingSettings
 from pyacemaker.datastore import DataStore
 from pyacemaker.stages.train import (FitFailed, export_training_set, fit_potential,
                                      pacemaker_input, plan_refit, total_energy_calculator,
@@ -253,7 +253,9 @@ def test_non_finite_loss_is_reported(tmp_path: Path) -> None:
     absurd = structures[3]
     absurd.calc.results["forces"] = np.full((len(absurd), 3), 1e200)  # finite, but overflows
     dataset = write_training_set(structures, tmp_path / "d.pckl.gzip", {"Cu": 3.51})
+    # no force limit and uniform weights: the absurd label reaches pacemaker's loss as is
+    settings = tiny_training_settings(max_iterations=5, test_fraction=0, max_force_ev_per_a=None,
+                                      weighting=WeightingSettings(kind="uniform"))
     with pytest.raises(FitFailed, match=r"non-finite \(NaN/inf\) loss") as info:
-        fit_potential(dataset, ["Cu"], tiny_training_settings(max_iterations=5, test_fraction=0),
-                      tmp_path / "fit")
+        fit_potential(dataset, ["Cu"], settings, tmp_path / "fit")
     assert "Loss" in info.value.log_tail

@@ -17,10 +17,11 @@ potential (each fit has its own folder; nothing is written anywhere else).
 """
 
 from pyacemaker.stages.train.dataset import (dataset_meta_path, export_training_set,
-                                             free_atom_energies, read_dataset_meta,
-                                             read_training_structures, resolve_baseline,
-                                             shortest_distance, training_frame,
-                                             write_training_set)
+                                             free_atom_energies, inner_core_radii,
+                                             read_dataset_meta, read_training_structures,
+                                             resolve_baseline, shortest_bond_distances,
+                                             shortest_distance, stage_training_set,
+                                             training_frame, write_training_set)
 from pyacemaker.stages.train.deploy import total_energy_calculator
 from pyacemaker.stages.train.fit import (ACTIVE_SET, META_FILE, POTENTIAL_YACE, POTENTIAL_YAML,
                                          RECORD_FILE, FitFailed, build_active_set,
@@ -33,7 +34,8 @@ __all__ = [
     "ACTIVE_SET", "META_FILE", "POTENTIAL_YACE", "POTENTIAL_YAML", "RECORD_FILE", "FitFailed",
     "RefitPlan", "bond_keys", "build_active_set", "count_functions", "dataset_meta_path",
     "export_training_set", "fit_metrics", "fit_potential", "free_atom_energies",
-    "initial_train_rmse", "load_record", "pacemaker_input", "plan_refit", "warm_fit_degraded", "read_dataset_meta",
-    "read_training_structures", "resolve_baseline", "shortest_distance",
-    "total_energy_calculator", "training_frame", "write_training_set",
+    "initial_train_rmse", "inner_core_radii", "load_record", "pacemaker_input", "plan_refit",
+    "read_dataset_meta", "read_training_structures", "resolve_baseline",
+    "shortest_bond_distances", "shortest_distance", "stage_training_set",
+    "total_energy_calculator", "training_frame", "warm_fit_degraded", "write_training_set",
 ]

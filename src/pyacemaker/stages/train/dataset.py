@@ -7,7 +7,9 @@ energies and the baseline used are written next to the dataset (``<name>.meta.js
 from __future__ import annotations
 
 import json
+import logging
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,9 @@ from ase.calculators.calculator import Calculator
 from pyacemaker.config import BaselineSettings
 from pyacemaker.datastore import DataStore
 from pyacemaker.stages.baseline import PairBaseline, baseline_from_settings
+from pyacemaker.stages.train.inputs import Bond, bond_keys
+
+log = logging.getLogger(__name__)
 
 
 def free_atom_energies(calculator: Calculator, elements: list[str],
@@ -138,6 +143,69 @@ def shortest_distance(structures: list[Atoms]) -> float:
         if len(d):
             shortest = min(shortest, float(d.min()))
     return shortest
+
+
+def shortest_bond_distances(structures: list[Atoms], reach: float = 4.0) -> dict[Bond, float]:
+    """Shortest distance per element pair (sorted symbols) over all structures."""
+    from ase.data import chemical_symbols
+    from ase.neighborlist import neighbor_list
+
+    shortest: dict[Bond, float] = {}
+    for atoms in structures:
+        if len(atoms) == 0:
+            continue
+        i, j, d = neighbor_list("ijd", atoms, reach)
+        numbers = atoms.get_atomic_numbers()
+        low, high = np.minimum(numbers[i], numbers[j]), np.maximum(numbers[i], numbers[j])
+        for z_low, z_high in set(zip(low.tolist(), high.tolist(), strict=True)):
+            bond = tuple(sorted((chemical_symbols[z_low], chemical_symbols[z_high])))
+            closest = float(d[(low == z_low) & (high == z_high)].min())
+            shortest[bond] = min(shortest.get(bond, math.inf), closest)  # type: ignore[index]
+    return shortest
+
+
+def inner_core_radii(structures: list[Atoms], elements: list[str],
+                     margin: float) -> dict[Bond, float]:
+    """r_in of the ZBL core per bond: the bond's shortest distance in the data minus ``margin``.
+
+    A bond absent from the data takes the shortest distance of any bond. Rounded down to
+    0.01 A so that the same data give the same input.yaml. Empty when the data have no pairs.
+    """
+    shortest = shortest_bond_distances(structures)
+    if not shortest:
+        return {}
+    fallback = min(shortest.values())
+    return {bond: math.floor(round(100 * max(shortest.get(bond, fallback) - margin, 0.5), 6)) / 100
+            for bond in bond_keys(elements)}
+
+
+def stage_training_set(source: Path, target: Path, max_force: float | None) -> list[str]:
+    """Copy the dataset to the fit folder without structures whose max |F| exceeds ``max_force``.
+
+    Returns the names of the structures left out (logged; the data lake keeps them).
+    """
+    import pandas as pd
+
+    source, target = Path(source), Path(target)
+    frame = pd.read_pickle(source, compression="gzip")
+    excluded: list[str] = []
+    if max_force is not None:
+        largest = frame["forces"].map(lambda f: float(np.linalg.norm(f, axis=1).max()))
+        too_large = largest > max_force
+        names = frame["name"] if "name" in frame.columns else frame.index.to_series()
+        excluded = [str(name) for name in names[too_large]]
+        frame = frame.loc[~too_large].reset_index(drop=True)
+        if excluded:
+            log.info("   training set: %d of %d structures left out (a force above %g eV/A, "
+                     "largest %.1f eV/A); the data lake keeps them", len(excluded),
+                     len(largest), max_force, float(largest.max()))
+    if frame.empty:
+        raise ValueError(f"{source}: every structure has a force above "
+                         f"training.max_force_ev_per_a={max_force} eV/A")
+    frame.to_pickle(target, compression="gzip", protocol=4)
+    if dataset_meta_path(source).is_file() and source != target:
+        shutil.copyfile(dataset_meta_path(source), dataset_meta_path(target))
+    return excluded
 
 
 def resolve_baseline(settings: BaselineSettings, elements: list[str],
