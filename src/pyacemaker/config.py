@@ -94,11 +94,11 @@ class BaselineSettings(StrictModel):
         "shortest interatomic distance in the training data.",
     )
     inner_cutoff_margin: float = Field(
-        0.2, ge=0,
+        0.0, ge=0,
         description="A. zbl_core without inner_cutoff: r_in per bond = shortest distance of "
-        "that bond in the whole training set (every split) minus this margin, set before "
-        "the fit and on warm starts; a structure a little closer than the data then stays "
-        "ACE instead of falling onto the ZBL wall.",
+        "that bond in the whole training set (train and test split) minus this margin, set "
+        "before the fit and on warm starts. A margin leaves ACE unconstrained below the data "
+        "(seen: a 0.2 A margin let compressed fcc Cu collapse).",
     )
     lj_epsilon: float = Field(0.01, gt=0)
     lj_sigma: float = Field(2.0, gt=0)

@@ -78,14 +78,14 @@ def test_absurd_forces_left_out_weights_applied_core_below_all_data(
     frame = pd.read_pickle(workdir / "fitting_data_info.pckl.gzip", compression="gzip")
     weights = np.concatenate(frame["w_forces"].map(np.ravel).to_list())
     assert weights.max() / weights.min() > 5
-    # the core sits 0.2 A below the closest pair of the whole set (train and test split)
+    # the core sits at the closest pair of the whole set (train and test split)
     from pyace import BBasisConfiguration
 
     shortest = shortest_distance(structures[:21])
     assert shortest == pytest.approx(2.15, abs=1e-6)
     (block,) = BBasisConfiguration(record.yaml).funcspecs_blocks
     assert block.inner_cutoff_type == "zbl"
-    assert block.r_in == pytest.approx(1.95)
+    assert block.r_in == pytest.approx(2.15)
 
 
 @pytest.mark.slow
@@ -94,7 +94,7 @@ def test_warm_start_moves_the_core_below_new_close_pairs(cu_ace_potential: Fitte
     from pyace import BBasisConfiguration
 
     previous = BBasisConfiguration(str(cu_ace_potential.yaml)).funcspecs_blocks[0].r_in
-    assert previous == pytest.approx(1.94)  # its data's closest pair (2.148 A) - 0.2 A
+    assert previous == pytest.approx(2.14)  # its data's closest pair (2.148 A)
     structures = cu_ace_potential.training_structures + [close_pair_cell(1.8)]
     dataset = write_training_set(structures, tmp_path / "d.pckl.gzip",
                                  cu_ace_potential.reference_energies)
@@ -102,6 +102,6 @@ def test_warm_start_moves_the_core_below_new_close_pairs(cu_ace_potential: Fitte
     record = fit_potential(dataset, ["Cu"], settings, tmp_path / "warm",
                            initial_potential=cu_ace_potential.yaml)
     for path in (tmp_path / "warm" / "initial_potential.yaml", Path(record.yaml)):
-        assert BBasisConfiguration(str(path)).funcspecs_blocks[0].r_in == pytest.approx(1.6)
+        assert BBasisConfiguration(str(path)).funcspecs_blocks[0].r_in == pytest.approx(1.8)
     # the close pair is fitted by ACE, not pushed onto the ZBL wall
     assert record.metrics["train_energy_rmse_mev_per_atom"] < 20.0

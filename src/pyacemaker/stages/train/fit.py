@@ -167,8 +167,9 @@ def _core_radii(settings: TrainingSettings, elements: list[str],
     """ZBL core radii from every structure of the fit (zbl_core without inner_cutoff).
 
     pacemaker's own ``repulsion: auto`` takes the train split's shortest distance after the
-    fit, so a held-out or explored structure only slightly closer falls onto the ZBL wall
-    (seen: 580 meV/atom, 43 eV/A errors on a hot-MD frame 0.07 A closer than the train split).
+    fit, so a test-split structure only slightly closer falls onto the ZBL wall (seen:
+    580 meV/atom, 43 eV/A errors on a hot-MD frame 0.07 A closer than the train split), and
+    a warm start keeps the previous data's r_in while fitting new, closer pairs.
     """
     baseline = settings.baseline
     if baseline.kind == "zbl_core":
