@@ -54,7 +54,7 @@ def kmc_records(campaign: Campaign) -> list[dict[str, Any]]:
     return records
 
 
-def test_kmc_halts_is_learned_and_the_rerun_passes(kmc_campaign: Campaign) -> None:
+def test_a_kmc_halt_is_learned_and_the_rerun_passes(kmc_campaign: Campaign) -> None:
     records = kmc_records(kmc_campaign)
     iterations = [r["iteration"] for r in records]
     assert iterations == list(range(1, kmc_campaign.state.iteration + 1))  # one per iteration
