@@ -132,3 +132,11 @@ def test_a_finished_campaign_goes_on_with_continue(kmc_campaign: Campaign,
     assert last["iteration"] == before.iteration + 1
     factor = 1 if previous["halted"] else 2
     assert last["task"]["options"]["max_steps"] >= factor * KMC["max_steps"]
+
+
+def test_the_report_shows_the_kmc_runs(kmc_campaign: Campaign) -> None:
+    html = (kmc_campaign.workdir / "report.html").read_text()
+    assert "<h2>kMC exploration</h2>" in html
+    for record in kmc_records(kmc_campaign):
+        assert f"<td>{record['task']['name']}</td><td>{'HALTED' if record['halted'] else 'passed'}" \
+            in html

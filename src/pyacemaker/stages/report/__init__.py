@@ -14,6 +14,7 @@ from pyacemaker.stages.report import plots
 from pyacemaker.stages.report.campaign_data import (
     CampaignData,
     collect_datastore,
+    collect_kmc,
     collect_monitoring,
 )
 from pyacemaker.stages.validate import ValidationReport
@@ -117,6 +118,21 @@ def _healing(data: CampaignData) -> str:
     return text
 
 
+def _kmc_section(workdir: Path) -> list[str]:
+    rows = collect_kmc(workdir)
+    if not rows:
+        return []
+    return ["<h2>kMC exploration</h2>",
+            _note("Adaptive kMC tasks (eOn saddle searches); a halt stops the task at the "
+                  "first force call above gamma_upper."),
+            _table(["iteration", "task", "outcome", "kMC steps", "simulated time (s)",
+                    "barriers (eV)", "max gamma"],
+                   [[r.iteration, r.task, "HALTED" if r.halted else "passed", r.steps,
+                     "–" if r.simulated_time_s is None else f"{r.simulated_time_s:.3g}",
+                     ", ".join(f"{b:.3f}" for b in r.barriers_ev) or "–",
+                     f"{r.max_gamma:.2f}"] for r in rows])]
+
+
 def _monitoring(workdir: Path) -> str:
     data = collect_monitoring(workdir)
     if data is None:
@@ -170,6 +186,7 @@ def build_report(workdir: Path, config: CampaignConfig, state: WorkflowState,
                        [[r.iteration, r.labelled, r.quarantined,
                          "–" if r.halts is None else r.halts, r.dataset_size]
                         for r in data.iterations]))
+    body += _kmc_section(workdir)
     body += ["<h2>Validation checks</h2>", _checks(validation),
              "<h2>Errors and parity</h2>", _errors_section(validation)]
     for crystal in validation.crystals:

@@ -51,6 +51,37 @@ class CampaignData(BaseModel):
     monitoring_source: str = ""
 
 
+class KMCRow(BaseModel):
+    """One kMC exploration task, from the iteration's summary.json and its kmc_log.json."""
+
+    iteration: int
+    task: str
+    halted: bool
+    steps: int
+    simulated_time_s: float | None = None
+    barriers_ev: list[float] = Field(default_factory=list)
+    max_gamma: float
+    message: str = ""
+
+
+def collect_kmc(workdir: Path) -> list[KMCRow]:
+    rows = []
+    for summary in sorted(Path(workdir).glob("iter_*/explore/summary.json")):
+        for record in json.loads(summary.read_text()):
+            if record["task"].get("engine") != "kmc":
+                continue
+            log_path = summary.parent / record["task"]["name"] / "kmc_log.json"
+            log = json.loads(log_path.read_text()) if log_path.exists() else {}
+            rows.append(KMCRow(
+                iteration=int(record.get("iteration", 0)), task=record["task"]["name"],
+                halted=bool(record["halted"]), steps=int(record.get("steps_done", 0)),
+                simulated_time_s=log.get("simulated_time_s"),
+                barriers_ev=[float(step["barrier"]) for step in log.get("steps", [])],
+                max_gamma=float(record.get("max_gamma", 0.0)),
+                message=str(record.get("message", ""))))
+    return rows
+
+
 def _attempt_name(attempt: Any) -> str:
     if isinstance(attempt, dict):
         for key in ("strategy", "action", "name", "fix", "step"):
