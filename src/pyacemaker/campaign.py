@@ -187,14 +187,13 @@ class Campaign:
         finished_iteration = self._iteration_complete()
         if finished_iteration and self.state.status_of("fit") != "done" \
                 and self._halts_this_iteration() == 0:
-            problems = self._problems()
-            kmc_pending = self._kmc_pending()
-            if not problems and not kmc_pending:
+            waiting = self._not_converged_because()
+            if not waiting:
                 return (f"converged: no exploration task halted in iteration {it}, error "
                         "targets met, validation GO")
-            log.info("no halts, but %s", "; ".join(problems + [kmc_pending or ""]).strip("; "))
+            log.info("no halts, but %s", "; ".join(waiting))
         if finished_iteration and it >= al.max_iterations:
-            problems = self._problems() + [p for p in [self._kmc_pending()] if p]
+            problems = self._not_converged_because()
             return (f"budget: max_iterations={al.max_iterations} reached"
                     + (f" (not converged: {'; '.join(problems)})" if problems else ""))
         if self.dft_calls() >= al.max_dft_calls:
@@ -203,6 +202,10 @@ class Campaign:
         if elapsed_h >= al.max_wall_time_h:
             return f"budget: max_wall_time_h={al.max_wall_time_h} reached"
         return None
+
+    def _not_converged_because(self) -> list[str]:
+        """What a quiet iteration still lacks to be converged (empty: nothing)."""
+        return self._problems() + [p for p in [self._kmc_pending()] if p]
 
     def _problems(self) -> list[str]:
         """Why the current potential is not done yet (empty when it meets every target)."""
