@@ -69,6 +69,8 @@ def test_absurd_forces_left_out_weights_applied_core_below_all_data(
     workdir = tmp_path / "fit"
     assert "1 of 22 structures left out (a force above 20 eV/A, largest 50.0 eV/A)" in caplog.text
     assert record.metrics["n_excluded_max_force"] == 1
+    again = fit_potential(dataset, ["Cu"], settings, tmp_path / "fit")  # same inputs: reused
+    assert again.metrics["fit_time_s"] == record.metrics["fit_time_s"]
     assert record.metrics["n_excluded_by_weighting"] == 0
     assert fitted_names(workdir) == {str(i) for i in range(21)}  # all but the absurd one
     # pacemaker applied its EnergyBasedWeightingPolicy: high-force atoms weigh less

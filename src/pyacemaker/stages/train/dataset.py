@@ -202,7 +202,10 @@ def stage_training_set(source: Path, target: Path, max_force: float | None) -> l
     if frame.empty:
         raise ValueError(f"{source}: every structure has a force above "
                          f"training.max_force_ev_per_a={max_force} eV/A")
-    frame.to_pickle(target, compression="gzip", protocol=4)
+    if excluded:  # gzip without a timestamp: same data, same bytes (a finished fit is reused)
+        frame.to_pickle(target, compression={"method": "gzip", "mtime": 0}, protocol=4)
+    elif source != target:
+        shutil.copyfile(source, target)
     if dataset_meta_path(source).is_file() and source != target:
         shutil.copyfile(dataset_meta_path(source), dataset_meta_path(target))
     return excluded

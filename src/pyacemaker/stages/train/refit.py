@@ -47,6 +47,8 @@ def warm_fit_degraded(previous: PotentialRecord, warm: PotentialRecord,
     A short warm start on data with large new force errors can trade energy accuracy for
     forces (BFGS's first steps): its training energy RMSE then ends far above the previous
     potential's. Seen on EMT Cu and QE Si campaigns (7 -> 146 meV/atom in 50 iterations).
+    On EMT Cu the main cause was the previous potential's ZBL core sitting above the new
+    data's closest pairs; fit_potential now moves it (set_core_radii), this stays a guard.
     """
     key = "train_energy_rmse_mev_per_atom"
     before = previous.metrics.get(key)
