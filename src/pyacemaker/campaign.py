@@ -478,11 +478,9 @@ class Campaign:
         rng = self._rng(1)
         pool: list[Atoms] = []
         for frame in frames:
-            dft_sized = len(frame) <= self.config.exploration.target_atoms
-            if dft_sized:
+            if len(frame) <= self.config.exploration.target_atoms:
                 pool.append(frame)  # larger frames reach DFT only as embedded cut-outs
-            pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff,
-                                          escape_path=dft_sized))
+            pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff))
         pool = deduplicate(pool, self.datastore.atoms(status="labelled"))
         n = self.config.active_learning.max_candidates_per_iteration
         pot = self.state.potential

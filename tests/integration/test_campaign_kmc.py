@@ -2,7 +2,7 @@
 
 A Cu campaign with a kMC task in every iteration (a 31-atom vacancy cell, dimer saddle
 searches): the cold-start potential has seen no saddle, so kMC halts; the halt and the
-candidates along its escape path are labelled and fitted; a later iteration reruns the
+candidates around it are labelled and fitted; a later iteration reruns the
 same kMC task (same start, same seed) through that region without halting.
 """
 
@@ -79,7 +79,7 @@ def test_a_kmc_halt_is_learned_and_the_rerun_passes(kmc_campaign: Campaign) -> N
 
 def test_kmc_halts_reach_the_training_set(kmc_campaign: Campaign) -> None:
     """Each halted iteration labelled kMC-derived structures (the halt itself or candidates
-    cut and extrapolated from it) and the refit that followed trained on them."""
+    cut or perturbed from it) and the refit that followed trained on them."""
     state = kmc_campaign.state
     rows = kmc_campaign.datastore.rows(status="labelled")
     by_iteration: dict[int, list[str]] = {}
@@ -92,8 +92,6 @@ def test_kmc_halts_reach_the_training_set(kmc_campaign: Campaign) -> None:
         fitted = [p for p in state.potentials if p.iteration == record["iteration"]]
         previous = [p for p in state.potentials if p.iteration < record["iteration"]][-1]
         assert fitted and fitted[-1].metrics["n_structures"] > previous.metrics["n_structures"]
-    everything = [p for ps in by_iteration.values() for p in ps]
-    assert "kmc_path" in everything, everything  # the escape path was sampled
 
 
 def test_the_stop_reason_accounts_for_kmc(kmc_campaign: Campaign) -> None:

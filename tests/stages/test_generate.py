@@ -168,45 +168,6 @@ def test_candidates_around_a_large_frame_are_embedded_clusters() -> None:
     assert abs(min_distance(boxes[0]) - min_distance(frame)) < 0.3  # neighbourhood kept
 
 
-def test_kmc_halt_candidates_continue_along_the_escape_path() -> None:
-    """A halt part-way up a vacancy hop: candidates further along the same displacement
-    (a wrap across the cell boundary counts as the short way), capped at 1.6 A."""
-    reactant = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
-    del reactant[0]
-    frame = reactant.copy()
-    mover = 0  # at (0, 1.8, 1.8): a neighbour of the vacancy at the origin
-    hop = -reactant.positions[mover] / np.linalg.norm(reactant.positions[mover])
-    frame.positions[mover] += 0.3 * hop
-    frame.wrap()
-    frame.set_array("gamma", np.where(np.arange(len(frame)) == mover, 7.0, 1.0))
-    frame.set_array("kmc_reactant", reactant.positions.copy())
-    frame.info.update(provenance="kmc_halt", source_task="it003_kmc0_T500", gamma_max=7.0,
-                      iteration=3)
-    candidates = candidates_around(frame, 3, np.random.default_rng(0), 4.0)
-    path = [c for c in candidates if c.info["provenance"] == "kmc_path"]
-    assert len(candidates) == len(path) + 3
-    shifts = []
-    for candidate in path:
-        assert "kmc_reactant" not in candidate.arrays and "gamma" not in candidate.arrays
-        assert candidate.info["source_task"] == "it003_kmc0_T500"
-        assert candidate.info["parent_provenance"] == "kmc_halt"
-        delta = candidate.positions - reactant.positions
-        others = np.delete(np.linalg.norm(delta, axis=1), mover)
-        assert np.allclose(others, 0, atol=1e-9)  # only the hopping atom moves
-        shifts.append(np.linalg.norm(delta[mover]))
-    assert shifts == pytest.approx([0.45, 0.6, 0.9, 1.2])
-    # a frame too large for DFT: no whole-cell path candidates
-    large = candidates_around(frame, 3, np.random.default_rng(0), 4.0, escape_path=False)
-    assert len(large) == 3 and all(c.info["provenance"] != "kmc_path" for c in large)
-    # the cap: a halt already 1 A out yields one candidate at 1.6 A
-    far = frame.copy()
-    far.positions[mover] = reactant.positions[mover] + 1.0 * hop
-    far_path = [c for c in candidates_around(far, 1, np.random.default_rng(0), 4.0)
-                if c.info["provenance"] == "kmc_path"]
-    assert [round(float(np.linalg.norm(c.positions[mover] - reactant.positions[mover])), 6)
-            for c in far_path] == [1.5, 1.6]
-
-
 def test_kmc_start_cells_have_one_vacancy_and_are_deterministic() -> None:
     config = CampaignConfig(elements=["Cu"])
     cell = kmc_start_structures(config)[0]

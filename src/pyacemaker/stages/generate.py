@@ -25,14 +25,12 @@ from typing import Any
 import numpy as np
 from ase import Atoms
 from ase.build import bulk, surface
-from ase.geometry import find_mic
 from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
-from pyacemaker.stages.explore.result import KMC_REACTANT_ARRAY
 from pyacemaker.stages.oracle.embedding import embed_uncertain_atoms
 
 MAX_ATOMS = 16  # cold-start cells stay cheap for DFT
@@ -45,13 +43,6 @@ SHEAR_STRAIN = 0.03
 RATTLE_RANGE = (0.02, 0.12)
 SLAB_VACUUM = 6.0
 EMBED_GAMMA_FRACTION = 0.5  # atoms above this x max gamma (and > 1) are cluster centres
-# A kMC halt is a point on the way from a minimum to a saddle the model has never seen;
-# learning only that point moves the halt a little further each iteration. Candidates
-# further along the same escape direction (x the halt's displacement from the minimum,
-# the furthest-moving atom at most KMC_PATH_MAX_SHIFT from where it started) reach the
-# saddle region in one round.
-KMC_PATH_FACTORS = (1.5, 2.0, 3.0, 4.0)
-KMC_PATH_MAX_SHIFT = 1.6  # A; about a vacancy hop's saddle in fcc metals
 MAX_PROPOSALS_PER_PICK = 10  # a base giving no acceptable cell this often is dropped
 
 
@@ -359,7 +350,7 @@ def _conventional(atoms: Atoms) -> Atoms:
 
 
 def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
-                      cutoff: float, escape_path: bool = True) -> list[Atoms]:
+                      cutoff: float) -> list[Atoms]:
     """``n`` DFT-sized structures near ``frame`` (a halted / high-gamma MD frame).
 
     With per-atom ``gamma`` on the frame, the high-gamma atoms are cut out with everything
@@ -370,42 +361,10 @@ def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
     atoms near the uncertain ones, every other one with a small cell strain. A frame too
     small to cut from is perturbed as a whole around its highest-gamma atom; a frame
     without per-atom gamma is perturbed everywhere. All carry the frame's ``source_task``,
-    ``gamma_max`` and ``iteration``. A kMC halt frame also gets whole-cell candidates along
-    its escape path (:func:`along_the_escape_path`) unless ``escape_path`` is False (the
-    caller's frame is too large for DFT).
+    ``gamma_max`` and ``iteration``.
     """
     if n < 1:
         return []
-    if escape_path and KMC_REACTANT_ARRAY in frame.arrays:
-        return along_the_escape_path(frame) + _around(frame, n, rng, cutoff)
-    return _around(frame, n, rng, cutoff)
-
-
-def along_the_escape_path(frame: Atoms) -> list[Atoms]:
-    """Configurations beyond a kMC halt along its displacement from the state the search
-    started from (``arrays["kmc_reactant"]``), provenance ``kmc_path``."""
-    reactant = frame.arrays[KMC_REACTANT_ARRAY]
-    shift = find_mic(frame.positions - reactant, frame.cell, frame.pbc)[0]
-    largest = float(np.linalg.norm(shift, axis=1).max())
-    out: list[Atoms] = []
-    if largest < 1e-6:
-        return out
-    for factor in KMC_PATH_FACTORS:
-        if factor * largest > KMC_PATH_MAX_SHIFT:
-            factor = KMC_PATH_MAX_SHIFT / largest
-        candidate = frame.copy()
-        candidate.positions = reactant + factor * shift
-        for key in (KMC_REACTANT_ARRAY, "gamma"):
-            candidate.arrays.pop(key, None)
-        if not too_close(candidate):
-            _inherit(candidate, frame, "kmc_path")
-            out.append(candidate)
-        if factor * largest >= KMC_PATH_MAX_SHIFT - 1e-9:
-            break
-    return out
-
-
-def _around(frame: Atoms, n: int, rng: np.random.Generator, cutoff: float) -> list[Atoms]:
     gamma = frame.arrays.get("gamma")
     if gamma is None:
         return _perturbations([(frame, np.ones(len(frame), dtype=bool))], frame, n, rng)
@@ -442,7 +401,6 @@ def _perturbations(sources: list[tuple[Atoms, np.ndarray]], frame: Atoms, n: int
         if len(out) % 2 == 1:
             candidate = strained(candidate, rng, volume=0.03, shear=0.015)
         candidate.arrays.pop("gamma", None)
-        candidate.arrays.pop(KMC_REACTANT_ARRAY, None)
         if too_close(candidate):
             continue
         core_mask = source.info.get("core_mask")

@@ -8,8 +8,6 @@ from typing import Any, Literal
 from ase import Atoms
 
 Engine = Literal["ase", "lammps", "kmc"]
-# on a kMC halt frame: positions of the state the search started from (a per-atom array)
-KMC_REACTANT_ARRAY = "kmc_reactant"
 
 
 @dataclass

@@ -25,8 +25,7 @@ from pyacemaker.stages.explore.kmc.processes import Process, ProcessTable, same_
 from pyacemaker.stages.explore.kmc.rates import kmc_step
 from pyacemaker.stages.explore.kmc.search import KMCHalt, SearchOutcome
 from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog
-from pyacemaker.stages.explore.result import (KMC_REACTANT_ARRAY, ExplorationResult,
-                                              ExplorationTask)
+from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
 
 MAX_FRAMES = 20
 
@@ -192,7 +191,6 @@ class AKMC:
         clock = 0.0
         step = 0
         halted, message, halt_frames = False, "", []
-        state: Atoms | None = None
         energies: list[tuple[int, float]] = []
         max_steps = int(self.task.options.get("max_steps", self.settings.max_steps))
         try:
@@ -237,9 +235,6 @@ class AKMC:
             halt_frame = self._label(halt.frame, "kmc_halt")
             halt_frame.info["kmc_step"] = step
             halt_frame.info["kmc_stage"] = halt.where
-            if state is not None and len(state) == len(halt_frame):
-                # where the search started: candidates along the escape path come from it
-                halt_frame.arrays[KMC_REACTANT_ARRAY] = state.positions.copy()
             halt_frames = [halt_frame]
             steps_done = len(steps)
         if not message:
