@@ -107,3 +107,36 @@ def test_warm_start_moves_the_core_below_new_close_pairs(cu_ace_potential: Fitte
         assert BBasisConfiguration(str(path)).funcspecs_blocks[0].r_in == pytest.approx(1.8)
     # the close pair is fitted by ACE, not pushed onto the ZBL wall
     assert record.metrics["train_energy_rmse_mev_per_atom"] < 20.0
+
+
+def test_the_test_split_is_drawn_near_the_hull(tmp_path: Path) -> None:
+    """pacemaker's test metrics crash when no test structure is within 1 eV/atom of the
+    hull (a seed-1 cold start did); the split draws its test structures from there."""
+    from pyacemaker.stages.train.dataset import split_test_set
+
+    cells, energies = [], []
+    for k in range(10):
+        atoms = bulk("Cu", "fcc", a=3.6 + 0.01 * k, cubic=True)
+        cells.append(atoms)
+        energies.append(len(atoms) * (-3.5 + 0.05 * k))  # all within 0.5 eV/atom
+    for k in range(10):
+        dimer = Atoms("Cu2", positions=[[0, 0, 0], [1.6 + 0.01 * k, 0, 0]], cell=[8] * 3,
+                      pbc=True)
+        cells.append(dimer)
+        energies.append(2 * (-3.5 + 1.5))  # 1.5 eV/atom above
+    frame = pd.DataFrame({"ase_atoms": cells, "energy_corrected": energies,
+                          "forces": [np.zeros((len(a), 3)) for a in cells],
+                          "name": [f"s{k}" for k in range(len(cells))]})
+    source = tmp_path / "all.pckl.gzip"
+    frame.to_pickle(source, compression="gzip")
+    n = split_test_set(source, tmp_path / "train.pckl.gzip", tmp_path / "test.pckl.gzip",
+                       0.25, seed=1)
+    train = pd.read_pickle(tmp_path / "train.pckl.gzip", compression="gzip")
+    test = pd.read_pickle(tmp_path / "test.pckl.gzip", compression="gzip")
+    assert n == len(test) == 5 and len(train) == 15  # int(20 * 0.25), as pacemaker counts
+    assert all(len(atoms) == 4 for atoms in test["ase_atoms"])  # none of the dimers
+    assert sorted(train["name"].tolist() + test["name"].tolist()) == sorted(frame["name"])
+    again = split_test_set(source, tmp_path / "t2.pckl.gzip", tmp_path / "s2.pckl.gzip",
+                           0.25, seed=1)
+    same = pd.read_pickle(tmp_path / "s2.pckl.gzip", compression="gzip")
+    assert again == n and same["name"].tolist() == test["name"].tolist()  # reproducible

@@ -23,7 +23,8 @@ from pyacemaker.programs import Launch, ProgramFailed, ProgramResult, run_progra
 from pyacemaker.stages.baseline import PairBaseline
 from pyacemaker.stages.train.dataset import (dataset_meta_path, inner_core_radii,
                                              read_dataset_meta, read_training_structures,
-                                             resolve_baseline, stage_training_set)
+                                             resolve_baseline, split_test_set,
+                                             stage_training_set)
 from pyacemaker.stages.train.inputs import Bond, bond_keys, pacemaker_input
 from pyacemaker.state import PotentialRecord
 
@@ -32,6 +33,7 @@ POTENTIAL_YACE = "output_potential.yace"
 ACTIVE_SET = "output_potential.asi"
 META_FILE = "potential_meta.json"
 RECORD_FILE = "potential_record.json"
+SPLIT_TRAIN, SPLIT_TEST = "fit_train.pckl.gzip", "test.pckl.gzip"  # split_test_set's files
 TRAIN_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
 
 # Text in pacemaker's output that tells why a fit died (first match wins).
@@ -102,8 +104,13 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     local_dataset = workdir / "train.pckl.gzip"
     excluded = stage_training_set(dataset, local_dataset, settings.max_force_ev_per_a)
     radii = _core_radii(settings, elements, read_training_structures(local_dataset))
-    config = pacemaker_input(elements, settings, local_dataset.name, max_iterations, seed,
-                             inner_radii=radii)
+    fit_dataset, test_dataset = local_dataset.name, None
+    if settings.test_fraction > 0:
+        fit_dataset, test_dataset = SPLIT_TRAIN, SPLIT_TEST
+        split_test_set(local_dataset, workdir / SPLIT_TRAIN, workdir / SPLIT_TEST,
+                       settings.test_fraction, seed)
+    config = pacemaker_input(elements, settings, fit_dataset, max_iterations, seed,
+                             inner_radii=radii, test_dataset=test_dataset)
     argv = [executable, "input.yaml", "-o", POTENTIAL_YAML, "--no-predict"]
     if initial_potential is not None:
         local_initial = workdir / "initial_potential.yaml"

@@ -17,7 +17,8 @@ def bond_keys(elements: list[str]) -> list[tuple[str, str]]:
 
 def pacemaker_input(elements: list[str], settings: TrainingSettings, dataset: str,
                     max_iterations: int, seed: int = 42,
-                    inner_radii: dict[Bond, float] | None = None) -> dict[str, Any]:
+                    inner_radii: dict[Bond, float] | None = None,
+                    test_dataset: str | None = None) -> dict[str, Any]:
     """pacemaker's input.yaml as a dict. Every bond is listed explicitly.
 
     ``inner_radii`` (zbl_core without ``inner_cutoff``): r_in of the ZBL core per bond
@@ -53,7 +54,9 @@ def pacemaker_input(elements: list[str], settings: TrainingSettings, dataset: st
         fit["ladder_step"] = settings.ladder_step
         fit["ladder_type"] = "power_order"
     data: dict[str, Any] = {"filename": dataset}
-    if settings.test_fraction > 0:
+    if test_dataset is not None:  # a split made by split_test_set
+        data["test_filename"] = test_dataset
+    elif settings.test_fraction > 0:
         data["test_size"] = settings.test_fraction
     return {
         "cutoff": cutoff,
