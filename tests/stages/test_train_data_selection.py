@@ -63,7 +63,8 @@ def test_absurd_forces_left_out_weights_applied_core_below_all_data(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     structures = cu_training_structures()[:20] + [close_pair_cell(2.15), absurd_force_cell()]
     dataset = write_training_set(structures, tmp_path / "d.pckl.gzip", {"Cu": 3.51})
-    settings = tiny_training_settings(max_iterations=20, test_fraction=0.2)
+    settings = tiny_training_settings(max_iterations=20, test_fraction=0.2,
+                                      weighting=WeightingSettings())  # the campaign default
     with caplog.at_level(logging.INFO, logger="pyacemaker"):
         record = fit_potential(dataset, ["Cu"], settings, tmp_path / "fit")
     workdir = tmp_path / "fit"

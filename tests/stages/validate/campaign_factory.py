@@ -42,6 +42,22 @@ def elastic_strain_set(a0: float = 3.59) -> list:
     return emt_label(structures)
 
 
+def eos_range_set(a0: float = 3.59) -> list:
+    """EMT-labelled primitive cells from 0.75 to 1.4 x V0: the gate's wide EOS scan reaches
+    1.35 V0, and a fit that never saw an expanded crystal can turn its pressure back up
+    there (seen: the pressure minimum at 1.325 V0, a 0.06 GPa rise: NO-GO)."""
+    from ace_fixtures import emt_label
+
+    primitive = bulk("Cu", "fcc", a=a0)
+    structures = []
+    for factor in np.linspace(0.75, 1.4, 8):
+        atoms = primitive.copy()
+        atoms.set_cell(primitive.cell.array * factor ** (1 / 3), scale_atoms=True)
+        atoms.info["provenance"] = "eos_range"
+        structures.append(atoms)
+    return emt_label(structures)
+
+
 def well_trained_cu_potential(folder: Path):
     """A Cu ACE good enough to pass the gate (elastic constants within 10 % of EMT's).
 
@@ -59,7 +75,7 @@ def well_trained_cu_potential(folder: Path):
         write_training_set,
     )
 
-    structures = cu_training_structures() + elastic_strain_set()
+    structures = cu_training_structures() + elastic_strain_set() + eos_range_set()
     references = free_atom_energies(EMT(), ["Cu"])
     settings = tiny_training_settings(max_iterations=150, kappa=0.05)
     fit_dir = folder / "fit"
