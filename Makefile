@@ -13,14 +13,20 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup campaign status test bench containers report package monitor clean
+.PHONY: help setup doctor campaign status test bench containers report package monitor clean
 
 help:
 	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...]"
-	@echo "make test | setup | bench | containers | report | package | monitor | clean"
+	@echo "make test | setup | doctor | bench | containers | report | package | monitor | clean"
 
+# setup ends with the doctor: the site's and the campaign's needs, checked for real.
 setup:
 	@bash scripts/setup.sh
+	@$(MAKE) --no-print-directory doctor
+
+doctor:
+	@test -x $(PYACE) || { echo "no $(PYACE): run 'make setup' first"; exit 1; }
+	@$(PYACE) doctor $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
 
 lammps-pace:
 	@bash scripts/setup.d/lammps_pace.sh

@@ -7,13 +7,18 @@ ROOT=$(pwd)
 VENV="$ROOT/.venv"
 say() { printf '[setup] %s\n' "$*"; }
 
+# A probe is an absolute path (a file the code reads: it must exist) or a command on PATH.
+probe_present() {
+    if [[ "$1" == /* ]]; then [[ -e "$1" ]]; else command -v "$1" >/dev/null 2>&1; fi
+}
+
 install_debian_packages() {
-    local missing=()
-    while read -r pkg probe; do
+    local missing=() pkg probes probe
+    while read -r pkg probes; do
         [[ -z "$pkg" || "$pkg" == \#* ]] && continue
-        if ! command -v "$probe" >/dev/null 2>&1 && ! dpkg -s "$pkg" >/dev/null 2>&1; then
-            missing+=("$pkg")
-        fi
+        for probe in $probes; do
+            if ! probe_present "$probe"; then missing+=("$pkg"); break; fi
+        done
     done < scripts/apt-packages.txt
     [[ ${#missing[@]} -eq 0 ]] && { say "Debian packages present"; return; }
     if [[ $(id -u) -ne 0 ]]; then
@@ -25,7 +30,14 @@ install_debian_packages() {
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
-    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+    # --reinstall: a package whose files were deleted still counts as installed for dpkg.
+    apt-get install -y -q --no-install-recommends --reinstall "${missing[@]}" >/dev/null
+    while read -r pkg probes; do
+        [[ -z "$pkg" || "$pkg" == \#* ]] && continue
+        for probe in $probes; do
+            probe_present "$probe" || { say "$pkg is installed but $probe is missing"; exit 1; }
+        done
+    done < scripts/apt-packages.txt
 }
 
 find_python312() {

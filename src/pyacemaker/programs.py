@@ -160,7 +160,7 @@ def run_program(
             f"{os.uname().nodename}: check the site's container.images"
         )
     if launch.container_runtime == "none":
-        argv = [_resolve_executable(argv[0])] + list(argv[1:])
+        argv = [resolve_executable(argv[0])] + list(argv[1:])
     full_argv = launch.wrap(argv, workdir)
     run_env = dict(os.environ)
     run_env.update(dict(launch.extra_env))
@@ -204,7 +204,7 @@ def run_program(
     return result
 
 
-def _resolve_executable(name: str) -> str:
+def resolve_executable(name: str) -> str:
     """``name`` as given when PATH finds it; else the venv's own copy (pacemaker,
     pace_activeset ... live next to this Python even when the venv is not activated)."""
     if os.sep in name or shutil.which(name):

@@ -51,7 +51,8 @@ class ExplorationJob:
 def explore_one(job: ExplorationJob, potential: PotentialRecord, gamma_lower: float,
                 gamma_upper: float, gamma_every: int, launch: Launch | None,
                 lmp: str | None, timeout_s: float | None,
-                max_frames: int, kmc: KMCConfig | None = None) -> ExplorationResult:
+                max_frames: int, kmc: KMCConfig | None = None,
+                pace_plugin: str | None = None) -> ExplorationResult:
     """The Parsl app body: one exploration in its folder."""
     if job.task.engine == "kmc":
         if kmc is None:
@@ -59,7 +60,8 @@ def explore_one(job: ExplorationJob, potential: PotentialRecord, gamma_lower: fl
         return run_kmc_isolated(job, potential, kmc)
     return run_exploration(job.task, job.start, potential, gamma_lower, gamma_upper,
                            Path(job.workdir), gamma_every=gamma_every, launch=launch, lmp=lmp,
-                           timeout_s=timeout_s, max_frames=max_frames)
+                           timeout_s=timeout_s, max_frames=max_frames,
+                           pace_plugin=pace_plugin)
 
 
 def run_kmc_isolated(job: ExplorationJob, potential: PotentialRecord,
@@ -102,7 +104,8 @@ def explore_many(engine: Engine, tasks: Sequence[ExplorationTask], pool: Sequenc
             "md", explore_one, jobs, potential=potential, gamma_lower=al.gamma_lower,
             gamma_upper=al.gamma_upper, gamma_every=settings.gamma_every, launch=launch,
             lmp=lmp, timeout_s=settings.timeout_s,
-            max_frames=settings.max_frames_per_run, kmc=settings.kmc):
+            max_frames=settings.max_frames_per_run, kmc=settings.kmc,
+            pace_plugin=engine.site.programs.pace_plugin):
         try:
             yield ExplorationOutcome(job.task, future.result())
         except Exception as exc:  # one failed run must not lose the others

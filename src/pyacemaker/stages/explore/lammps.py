@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import sys
 import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,10 @@ from pyacemaker.programs import Launch, ProgramResult, run_program
 from pyacemaker.stages.baseline import PairBaseline
 from pyacemaker.stages.explore.result import ExplorationTask
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
+# A source checkout (editable install): <checkout>/src/pyacemaker/stages/explore/lammps.py
+SOURCE_CHECKOUT = Path(__file__).resolve().parents[4]
 PLUGIN_ENV = "PYACEMAKER_PACE_PLUGIN"
+PLUGIN_NAME = "paceplugin.so"
 BAR_PER_GPA = 1.0e4
 FRAMES_DUMP = "frames.dump"
 FINAL_DUMP = "final.dump"
@@ -87,22 +90,45 @@ def default_lmp() -> str:
     return found
 
 
-def find_pace_plugin(site_lmp: bool = False) -> Path | None:
-    """paceplugin.so: $PYACEMAKER_PACE_PLUGIN, else (for the project's own LAMMPS only)
-    build/lammps-pace/ of this checkout."""
-    candidates = [os.environ.get(PLUGIN_ENV)]
-    if not site_lmp:
-        candidates.append(str(REPO_ROOT / "build" / "lammps-pace" / "paceplugin.so"))
-    for candidate in candidates:
-        if candidate and Path(candidate).is_file():
-            return Path(candidate).resolve()
+def installed_plugin_path() -> Path:
+    """Where ``make setup`` installs paceplugin.so: inside the Python environment itself
+    (``<prefix>/lib/pyacemaker/``), so any install of the package into it, editable or not,
+    finds the plugin."""
+    return Path(sys.prefix) / "lib" / "pyacemaker" / PLUGIN_NAME
+
+
+def pace_plugin_candidates(configured: str | None = None) -> list[tuple[str, Path]]:
+    """Where paceplugin.so is looked for, in order: the site's ``programs.pace_plugin``,
+    ``$PYACEMAKER_PACE_PLUGIN``, the environment's copy, this source checkout's build/."""
+    candidates: list[tuple[str, Path]] = []
+    if configured:
+        candidates.append(("site programs.pace_plugin", Path(configured)))
+    if os.environ.get(PLUGIN_ENV):
+        candidates.append((f"${PLUGIN_ENV}", Path(os.environ[PLUGIN_ENV])))
+    candidates.append(("installed by make setup", installed_plugin_path()))
+    if (SOURCE_CHECKOUT / "pyproject.toml").is_file():
+        candidates.append(("source checkout", SOURCE_CHECKOUT / "build" / "lammps-pace"
+                           / PLUGIN_NAME))
+    return candidates
+
+
+def find_pace_plugin(site_lmp: bool = False, configured: str | None = None) -> Path | None:
+    """paceplugin.so for the project's own LAMMPS (see :func:`pace_plugin_candidates`);
+    None for a site's own LAMMPS (it has ML-PACE built in) unless the site names one."""
+    if site_lmp and not configured:
+        return None
+    for _, candidate in pace_plugin_candidates(configured):
+        if candidate.is_file():
+            return candidate.resolve()
+    if configured:
+        raise FileNotFoundError(f"site programs.pace_plugin: file not found: {configured}")
     return None
 
 
-def lammps_ready(site_lmp: str | None = None) -> bool:
+def lammps_ready(site_lmp: str | None = None, configured_plugin: str | None = None) -> bool:
     """Whether the LAMMPS engine can run here: a site LAMMPS is given, or the project's
-    plugin is built (the policy's ``lammps_available``)."""
-    return site_lmp is not None or find_pace_plugin() is not None
+    plugin is found (the policy's ``lammps_available``)."""
+    return site_lmp is not None or find_pace_plugin(configured=configured_plugin) is not None
 
 
 def lammps_environment() -> dict[str, str]:

