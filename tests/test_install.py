@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_EMT_CAMPAIGN = {
     "name": "cu-user", "elements": ["Cu"], "oracle": {"kind": "emt"},
     "training": {"number_of_functions_per_element": 8, "max_iterations": 20},
-    "active_learning": {"initial_structures": 4, "max_dft_calls": 4},
+    "active_learning": {"initial_structures": 12, "max_dft_calls": 12},
 }
 
 
@@ -73,6 +73,6 @@ def test_run_in_a_users_folder_with_the_default_site(installed: Path, tmp_path: 
                         timeout_s=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "on site 'local'" in out.stdout
-    assert "budget: max_dft_calls=4" in out.stdout
+    assert "budget: max_dft_calls=12" in out.stdout
     state = json.loads((tmp_path / "campaigns" / "cu-user" / "state.json").read_text())
-    assert state["finished"] and state["dft_calls"] == 4
+    assert state["finished"] and state["dft_calls"] == 12

@@ -204,12 +204,12 @@ class Campaign:
         return ["kMC"]
 
     def _validate(self) -> str:
-        from pyacemaker.release import validate_record
+        from pyacemaker.execution.validating import validate_in_worker
 
         pot = self.state.potential
         assert pot is not None
-        # in the driver's process: seconds of pyace/phonopy work, and the data lake is here
-        report = validate_record(pot, self.config, self.datastore, self.workdir)
+        report = validate_in_worker(self.engine, pot, self.config, self.workdir,
+                                    self.workdir / DATASTORE_FILE)
         reasons = "; ".join(report.reasons[:3])
         self.state.validation[pot.iteration] = (
             "GO" if report.passed else f"NO-GO ({reasons})")
@@ -295,12 +295,9 @@ class Campaign:
 
             refs = free_atom_energies(EMT(), elements)
         else:
-            structures = self.datastore.atoms(status="labelled")
-            counts = np.array([[a.get_chemical_symbols().count(e) for e in elements]
-                               for a in structures], dtype=float)
-            energies = np.array([a.get_potential_energy() for a in structures])
-            solution = np.linalg.lstsq(counts, energies, rcond=None)[0]
-            refs = {e: float(v) for e, v in zip(elements, solution)}
+            from pyacemaker.stages.train import composition_fit_energies
+
+            refs = composition_fit_energies(self.datastore.atoms(status="labelled"), elements)
         self.state.reference_energies = refs
         return refs
 

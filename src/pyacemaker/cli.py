@@ -46,7 +46,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 130
     except Exception as exc:  # a stage failed: say where, keep the details in the log
         stage = campaign.state.stage
-        log.debug("traceback of the failure", exc_info=True)
+        bug = not isinstance(exc, _operational_errors())
+        log.log(logging.ERROR if bug else logging.DEBUG, "traceback of the failure%s",
+                " (not a DFT or input problem: a bug in pyacemaker; please report it with "
+                "campaign.log)" if bug else "", exc_info=True)
         log.error("stopped in iteration %d, stage %r: %s: %s", campaign.state.iteration,
                   stage, type(exc).__name__, exc)
         log.error("every finished label and fit is kept in %s; fix the cause and run the "
@@ -54,6 +57,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
                   workdir / "campaign.log")
         return 1
     return 0
+
+
+def _operational_errors() -> tuple[type[BaseException], ...]:
+    """Failures with a cause outside our code (input, programs, files): reported in one line.
+    Anything else is a bug and is shown with its traceback."""
+    from pyacemaker.campaign import CampaignFailed
+    from pyacemaker.programs import ProgramFailed
+    from pyacemaker.stages.oracle.base import OracleConfigError
+
+    return (ConfigError, StateError, OracleConfigError, CampaignFailed, ProgramFailed, OSError)
 
 
 def _cmd_status(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ the science in :mod:`pyacemaker.stages.validate`, :mod:`pyacemaker.stages.report
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from pathlib import Path
 
 import pandas as pd
@@ -181,6 +183,7 @@ def validate_record(record: PotentialRecord, config: CampaignConfig, store: Data
         reference_factory=reference_calculator_factory(config), labelled=labelled,
         potential=str(resolve_path(workdir, record.yaml)), iteration=record.iteration,
         phonon_reference=phonon_reference)
+    report.computed_by = f"{socket.gethostname()}:{os.getpid()}"
     save_validation(report, workdir)
     return report
 

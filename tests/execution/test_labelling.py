@@ -141,3 +141,35 @@ def test_kill_loses_only_runs_in_flight_and_rerun_resumes(tmp_path: Path) -> Non
     assert store.count(status="labelled") == len(ids)
     for i, energy in energies.items():  # what was stored before the kill is untouched
         assert store.get_atoms(i).get_potential_energy() == energy
+
+
+class _OracleWithABug:
+    """An oracle whose code is broken (a TypeError inside label, hit by two-atom cells): a
+    failure path no real oracle shows on demand. EMT labels the other structures."""
+
+    name = "emt-with-a-bug"
+
+    def __init__(self) -> None:
+        self.real = make_oracle(CampaignConfig(elements=["Cu"], oracle={"kind": "emt"}))
+
+    def label(self, atoms: Atoms, workdir: Path, launch: object = None) -> object:
+        if len(atoms) == 2:
+            return len(None)  # type: ignore[arg-type]  # the bug
+        return self.real.label(atoms, workdir, launch)
+
+
+def test_a_bug_in_the_oracle_raises_with_its_traceback_and_quarantines_nothing(
+        tmp_path: Path) -> None:
+    from pyacemaker.execution.labelling import LabellingTaskFailed
+
+    structures = [bulk("Cu", "fcc", a=a) for a in (3.55, 3.60, 3.65)]
+    structures[1] = structures[1].repeat((2, 1, 1))
+    store = DataStore(tmp_path / "lake.db")
+    ids = store.add_many(structures)
+    with Engine(_site("threads"), tmp_path / "run") as engine:
+        with pytest.raises(LabellingTaskFailed, match="1 labelling task") as caught:
+            label_batch(engine, store, ids, _OracleWithABug(), tmp_path / "label")
+    assert isinstance(caught.value.__cause__, TypeError)  # the bug itself, chained
+    assert store.count(status="labelled") == 2
+    assert store.count(status="quarantined") == 0  # a bug is never filed as a DFT failure
+    assert store.count(status="candidate") == 1  # the resumed run will try it again

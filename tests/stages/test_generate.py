@@ -16,13 +16,11 @@ from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import structure_fingerprint
 from pyacemaker.stages.generate import (
     GenerationError,
-    UniversalPotentialUnavailable,
     atomic_radius,
     candidates_around,
     initial_structures,
     kmc_start_structures,
     too_close,
-    universal_calculator,
 )
 
 
@@ -137,14 +135,6 @@ def test_candidates_without_per_atom_gamma_perturb_everything() -> None:
     candidate = candidates_around(frame, 1, np.random.default_rng(2), 4.0)[0]
     moved = np.linalg.norm(candidate.positions - frame.positions, axis=1)
     assert np.all(moved > 0)
-
-
-def test_universal_potential_absent_here_says_so() -> None:
-    """No CHGNet/SevenNet in this environment: the cold start must say why, not crash."""
-    with pytest.raises(UniversalPotentialUnavailable, match="chgnet.*\n.*sevennet"):
-        universal_calculator()
-    with pytest.raises(UniversalPotentialUnavailable, match="unknown universal potential"):
-        universal_calculator("mace-mp")
 
 
 def test_candidates_around_a_large_frame_are_embedded_clusters() -> None:

@@ -52,12 +52,13 @@ def explore_one(job: ExplorationJob, potential: PotentialRecord, gamma_lower: fl
                 gamma_upper: float, gamma_every: int, launch: Launch | None,
                 lmp: str | None, timeout_s: float | None,
                 max_frames: int, kmc: KMCConfig | None = None,
-                pace_plugin: str | None = None) -> ExplorationResult:
+                pace_plugin: str | None = None,
+                eon_launch: Launch | None = None) -> ExplorationResult:
     """The Parsl app body: one exploration in its folder."""
     if job.task.engine == "kmc":
         if kmc is None:
             raise ValueError(f"kMC task {job.task.name!r} without kMC settings")
-        return run_kmc_isolated(job, potential, kmc)
+        return run_kmc_isolated(job, potential, kmc, eon_launch)
     return run_exploration(job.task, job.start, potential, gamma_lower, gamma_upper,
                            Path(job.workdir), gamma_every=gamma_every, launch=launch, lmp=lmp,
                            timeout_s=timeout_s, max_frames=max_frames,
@@ -65,7 +66,7 @@ def explore_one(job: ExplorationJob, potential: PotentialRecord, gamma_lower: fl
 
 
 def run_kmc_isolated(job: ExplorationJob, potential: PotentialRecord,
-                     kmc: KMCConfig) -> ExplorationResult:
+                     kmc: KMCConfig, eon_launch: Launch | None = None) -> ExplorationResult:
     """One kMC task in a fresh child process. The in-process eOn client redirects the
     process's stdout/stderr file descriptors while it works and is native code that can
     crash; on a thread-pool executor neither may reach the driver (its terminal output
@@ -74,7 +75,8 @@ def run_kmc_isolated(job: ExplorationJob, potential: PotentialRecord,
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        future = pool.submit(run_kmc, job.task, job.start, potential, kmc, Path(job.workdir))
+        future = pool.submit(run_kmc, job.task, job.start, potential, kmc, Path(job.workdir),
+                             None, eon_launch)
         try:
             return future.result()
         except BrokenProcessPool as exc:
@@ -99,13 +101,16 @@ def explore_many(engine: Engine, tasks: Sequence[ExplorationTask], pool: Sequenc
     if lmp is None and launch is not None and launch.container_runtime != "none":
         lmp = CONTAINER_LMP  # the image's LAMMPS has ML-PACE built in; no host plugin
     settings = config.exploration
+    uses_eonclient = settings.kmc.engine == "eonclient" and any(
+        task.engine == "kmc" for task in tasks)
+    eon_launch = launch_for(engine.site, "md", "eon").with_ranks(1) if uses_eonclient else None
     al = config.active_learning
     for job, future in engine.map(
             "md", explore_one, jobs, potential=potential, gamma_lower=al.gamma_lower,
             gamma_upper=al.gamma_upper, gamma_every=settings.gamma_every, launch=launch,
             lmp=lmp, timeout_s=settings.timeout_s,
             max_frames=settings.max_frames_per_run, kmc=settings.kmc,
-            pace_plugin=engine.site.programs.pace_plugin):
+            pace_plugin=engine.site.programs.pace_plugin, eon_launch=eon_launch):
         try:
             yield ExplorationOutcome(job.task, future.result())
         except Exception as exc:  # one failed run must not lose the others

@@ -23,6 +23,11 @@ from pyacemaker.stages.oracle.base import LabelOutcome, Oracle, OracleConfigErro
 log = logging.getLogger(__name__)
 
 
+class LabellingTaskFailed(RuntimeError):
+    """A labelling task raised something other than the oracle's own verdicts; the cause
+    (with its traceback) is chained."""
+
+
 def label_one(item: tuple[int, Atoms], oracle: Oracle, workdir: str,
               launch: Launch | None) -> LabelOutcome:
     """The Parsl app body: label one (row id, structure) in workdir/<row_id>/."""
@@ -35,9 +40,10 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
                 ) -> dict[str, int]:
     """Label ``row_ids`` in parallel; returns counts: converged, quarantined, skipped.
 
-    A configuration error (one that would hit every structure, e.g. a pseudopotential file
-    that vanished) leaves the affected rows as candidates and is raised after every other
-    structure of the batch has been stored.
+    Only the oracle quarantines (a failed calculation it classified). A configuration error
+    (one that would hit every structure, e.g. a pseudopotential file that vanished) and any
+    other exception of a task (a lost worker, a bug) leave the affected rows as candidates
+    and are raised after every other structure of the batch has been stored.
     """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -51,6 +57,7 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
         items.append((row_id, _clean(atoms)))
     launch = launch_for(engine.site, "dft", "qe")
     config_errors: list[str] = []
+    task_errors: list[Exception] = []
     done = 0
     for (row_id, _), future in engine.map("dft", label_one, items, oracle=oracle,
                                           workdir=str(workdir), launch=launch):
@@ -60,15 +67,22 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
         except OracleConfigError as exc:
             config_errors.append(f"row {row_id}: {exc}")
             counts["config_error"] += 1
-        except Exception as exc:  # an infrastructure failure (worker lost ...) after retries
-            log.error("row %d: labelling task failed: %s", row_id, exc)
-            datastore.quarantine(row_id, f"task_failed: {type(exc).__name__}: {exc}")
-            counts["quarantined"] += 1
+        except Exception as exc:  # noqa: BLE001 - raised below, after the others are stored
+            # Not the structure's fault (a worker lost after Parsl's retries, or a bug in our
+            # own code): the row stays a candidate for the resumed run; never quarantined.
+            log.error("row %d: labelling task failed: %s: %s", row_id, type(exc).__name__, exc)
+            task_errors.append(exc)
+            counts["task_failed"] += 1
         else:
             store_outcome(datastore, row_id, outcome)
             counts[outcome.status] += 1
         if progress is not None:
             progress(done, len(items))
+    if task_errors:
+        raise LabellingTaskFailed(
+            f"{len(task_errors)} labelling task(s) failed outside the oracle (others stored: "
+            f"{dict(counts)}); their structures stay candidates for the resumed run"
+        ) from task_errors[0]
     if config_errors:
         raise OracleConfigError(
             f"{len(config_errors)} structure(s) not labelled because of a configuration error "

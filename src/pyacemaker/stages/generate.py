@@ -7,25 +7,20 @@
 * :func:`candidates_around` proposes DFT-sized structures near a frame where exploration
   halted: the high-gamma region cut out and embedded in small periodic boxes (the oracle's
   embedding), plus local perturbations (rattles near the high-gamma atoms, cell strains).
-* :func:`universal_calculator` loads a pretrained universal potential for an optional
-  cold-start relaxation, only if one can be loaded offline; otherwise it says why.
 
 Everything is deterministic given the ``numpy.random.Generator``.
 """
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import combinations, islice
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from ase import Atoms
 from ase.build import bulk, surface
-from ase.calculators.calculator import Calculator
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.io import read
 from ase.neighborlist import neighbor_list
@@ -48,10 +43,6 @@ MAX_PROPOSALS_PER_PICK = 10  # a base giving no acceptable cell this often is dr
 
 class GenerationError(ValueError):
     """Structures cannot be generated from the given input (names the file or element)."""
-
-
-class UniversalPotentialUnavailable(RuntimeError):
-    """No pretrained universal potential can be loaded offline here."""
 
 
 # --------------------------------------------------------------------------- sizes
@@ -430,30 +421,3 @@ def _inherit(candidate: Atoms, frame: Atoms, provenance: str) -> None:
         "iteration": frame.info.get("iteration", 0),
         "parent_provenance": frame.info.get("provenance", ""),
     }
-
-
-def universal_calculator(name: str = "auto") -> Calculator:
-    """A pretrained universal potential as an ASE calculator, if loadable offline.
-
-    Tries CHGNet then SevenNet (both ship weights inside their wheels); MACE foundation
-    models download weights at run time and are not used. Raises
-    :class:`UniversalPotentialUnavailable` saying what is missing.
-    """
-    loaders: dict[str, Callable[[], Any]] = {
-        "chgnet": lambda: importlib.import_module("chgnet.model.dynamics").CHGNetCalculator(),
-        "sevennet": lambda: importlib.import_module("sevenn.calculator").SevenNetCalculator(
-            "7net-0", device="cpu"),
-    }
-    names = list(loaders) if name == "auto" else [name]
-    problems = []
-    for candidate in names:
-        if candidate not in loaders:
-            raise UniversalPotentialUnavailable(
-                f"unknown universal potential {candidate!r}; known: {sorted(loaders)}")
-        try:
-            return loaders[candidate]()
-        except Exception as exc:  # ImportError, missing weights, torch problems
-            problems.append(f"{candidate}: {type(exc).__name__}: {exc}")
-    raise UniversalPotentialUnavailable(
-        "no pretrained universal potential can be loaded offline (cold start continues "
-        "from generated structures alone):\n  " + "\n  ".join(problems))

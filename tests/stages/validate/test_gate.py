@@ -193,6 +193,18 @@ def test_crash_of_a_computation_is_a_failed_check_not_a_crash():
                for r in report.reasons)
 
 
+def test_a_bug_in_our_code_is_not_a_no_go():
+    """A TypeError is a programming error: it propagates with its traceback instead of
+    becoming a NO-GO line that hides it."""
+    class Buggy(EMT):
+        def calculate(self, *args, **kwargs):
+            super().calculate(*args, **kwargs)
+            return self.results["energy"] + None  # the bug
+
+    with pytest.raises(TypeError):
+        validate_potential(Buggy, default_crystals(["Cu"]), FAST)
+
+
 def test_phonons_compared_with_the_oracle_through_its_label_interface(tmp_path):
     """The reference-phonon path as a campaign runs it: the oracle (here the EMT oracle;
     pw.x the same way, at one supercell run per displacement) behind OracleCalculator."""

@@ -197,7 +197,6 @@ def lammps_input(task: ExplorationTask, spec: LammpsRunSpec, data_file: str) -> 
         "units metal", "atom_style atomic", "boundary p p p", "atom_modify map yes",
         f"read_data {data_file}",
     ]
-    style = "pace/extrapolation" if spec.watchdog else "pace"
     if spec.plugin is not None:
         lines.append(f"plugin load {spec.plugin}")
     lines += pair_commands(spec)

@@ -16,7 +16,8 @@ badly raises :class:`FitFailed` carrying the log tail, and never touches the pre
 potential (each fit has its own folder; nothing is written anywhere else).
 """
 
-from pyacemaker.stages.train.dataset import (dataset_meta_path, export_training_set,
+from pyacemaker.stages.train.dataset import (composition_fit_energies, dataset_meta_path,
+                                             export_training_set,
                                              free_atom_energies, inner_core_radii,
                                              read_dataset_meta, read_training_structures,
                                              resolve_baseline, shortest_bond_distances,
@@ -32,7 +33,8 @@ from pyacemaker.stages.train.refit import RefitPlan, plan_refit, warm_fit_degrad
 
 __all__ = [
     "ACTIVE_SET", "META_FILE", "POTENTIAL_YACE", "POTENTIAL_YAML", "RECORD_FILE", "FitFailed",
-    "RefitPlan", "bond_keys", "build_active_set", "count_functions", "dataset_meta_path",
+    "RefitPlan", "bond_keys", "build_active_set", "composition_fit_energies", "count_functions",
+    "dataset_meta_path",
     "export_training_set", "fit_metrics", "fit_potential", "free_atom_energies",
     "initial_train_rmse", "inner_core_radii", "load_record", "pacemaker_input", "plan_refit",
     "read_dataset_meta", "read_training_structures", "resolve_baseline",

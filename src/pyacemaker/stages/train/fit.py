@@ -131,9 +131,11 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
                          env=TRAIN_ENV, check=False, log_name="pacemaker")
     _check_fit(result, workdir)
     potential = workdir / POTENTIAL_YAML
+    # pacemaker's helpers run where pacemaker ran (its container), as serial programs
+    tools = launch.with_ranks(1) if launch is not None else None
     run_program(["pace_yaml2yace", POTENTIAL_YAML, "-o", POTENTIAL_YACE], workdir,
-                timeout_s=600, env=TRAIN_ENV, log_name="yaml2yace", check=True)
-    build_active_set(potential, workdir / "fitting_data_info.pckl.gzip", workdir)
+                timeout_s=600, env=TRAIN_ENV, log_name="yaml2yace", check=True, launch=tools)
+    build_active_set(potential, workdir / "fitting_data_info.pckl.gzip", workdir, launch=tools)
 
     metrics = fit_metrics(workdir)
     metrics["fit_time_s"] = result.duration_s
@@ -222,18 +224,20 @@ def _check_dataset_meta(dataset: Path, baseline: PairBaseline | None,
     return reference_energies if reference_energies is not None else recorded
 
 
-def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path) -> Path:
-    """``pace_activeset`` -> ``<potential>.asi`` (MaxVol over the fitting data's B-projections)."""
+def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path,
+                     launch: Launch | None = None) -> Path:
+    """``pace_activeset`` -> ``<potential>.asi`` (MaxVol over the fitting data's B-projections),
+    with ``launch`` (the pacemaker image on a container site)."""
     if not fitting_data.is_file():
         raise FitFailed("no fitting_data_info.pckl.gzip for the active set", workdir, "")
     argv = ["pace_activeset", Path(potential_yaml).name, "-d", fitting_data.name]
     result = run_program(argv, workdir, timeout_s=1800, env=TRAIN_ENV, log_name="activeset",
-                         check=False)
+                         check=False, launch=launch)
     if not result.ok and "Insufficient atomic environments" in result.stderr():
         # pace_activeset leaves out the atoms with the largest force errors; a small
         # training set needs every atom to reach one environment per basis function
         result = run_program(argv + ["--all-atoms"], workdir, timeout_s=1800, env=TRAIN_ENV,
-                             log_name="activeset", check=False)
+                             log_name="activeset", check=False, launch=launch)
         if not result.ok and "Insufficient atomic environments" in result.stderr():
             raise FitFailed(
                 "too few atomic environments for the active set: the training set has fewer "

@@ -34,6 +34,11 @@ from pyacemaker.stages.validate.phonons import PhononResult, compute_phonons
 
 log = logging.getLogger(__name__)
 VALIDATION_FILE = "validation.json"
+# What a broken potential makes the property calculations raise (non-finite energies, a fit
+# or a relaxation that cannot converge, a singular matrix): a NO-GO line. Anything else
+# (TypeError, AttributeError, KeyError ...) is a bug in our own code and propagates.
+POTENTIAL_FAILURES: tuple[type[Exception], ...] = (
+    ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 
 
 class Check(BaseModel):
@@ -69,6 +74,7 @@ class ValidationReport(BaseModel):
     errors: ErrorResult | None = None
     reference: str = Field("", description="What elastic/EOS values were compared with.")
     settings: dict[str, Any] = Field(default_factory=dict)
+    computed_by: str = Field("", description="host:pid of the process that ran the gate.")
 
     @property
     def passed(self) -> bool:
@@ -246,7 +252,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
     try:
         relaxed = (_timed(timings, "relax", relax_crystal, crystal, calc_factory(),
                           settings.relax_fmax) if settings.relax else crystal.copy())
-    except Exception as exc:  # a broken potential may blow up here: that is a verdict
+    except POTENTIAL_FAILURES as exc:  # a broken potential blew up: a verdict
         return None, [Check(name=f"{label}: relaxation", passed=False,
                             message=f"{label}: relaxation with the potential failed: {exc}")]
     relaxed.info["label"] = label
@@ -268,7 +274,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                 settings.elastic_max_strain, settings.elastic_strain_points)
             reference_moduli = result.reference_elastic.named()
             reference_eos = fit_eos(ref_relaxed, reference_calc, settings.eos_fit_volume_range)
-        except Exception as exc:
+        except POTENTIAL_FAILURES as exc:
             checks.append(Check(name=f"{label}: reference", passed=False,
                                 message=f"{label}: the reference calculator failed: {exc}"))
 
@@ -280,7 +286,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
             gamma_tolerance_thz=settings.imaginary_tolerance_gamma_thz,
             gamma_radius=settings.gamma_radius)
         checks.append(_phonon_check(label, result.phonons, settings))
-    except Exception as exc:
+    except POTENTIAL_FAILURES as exc:
         checks.append(Check(name=f"{label}: phonons", passed=False,
                             message=f"{label}: phonon calculation failed: {exc}"))
     if phonon_reference is not None:
@@ -292,7 +298,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                 reference_name=name)
             checks.append(_phonon_comparison_check(label, result.phonon_comparison,
                                                    settings.phonon_rel_tol))
-        except Exception as exc:
+        except POTENTIAL_FAILURES as exc:
             checks.append(Check(name=f"{label}: phonons vs {name}", passed=False,
                                 message=f"{label}: reference phonons failed: {exc}"))
     try:
@@ -301,7 +307,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
         checks.append(_born_check(label, result.elastic))
         checks += _elastic_comparisons(label, result.elastic, reference_moduli,
                                        settings.elastic_rel_tol, source)
-    except Exception as exc:
+    except POTENTIAL_FAILURES as exc:
         checks.append(Check(name=f"{label}: elastic", passed=False,
                             message=f"{label}: elastic constants failed: {exc}"))
     try:
@@ -317,7 +323,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                               reference_moduli.get("B0"), source)
         checks += _dft_eos_checks(label, result.eos, relaxed, labelled, settings,
                                   reference_energies)
-    except Exception as exc:
+    except POTENTIAL_FAILURES as exc:
         checks.append(Check(name=f"{label}: EOS", passed=False,
                             message=f"{label}: equation of state failed: {exc}"))
     result.timings_s = timings
@@ -365,7 +371,7 @@ def validate_potential(
         try:
             errors = compute_errors(held_out, calc_factory(), held_out_name, reference_energies)
             checks += _error_checks(errors, settings)
-        except Exception as exc:
+        except POTENTIAL_FAILURES as exc:
             checks.append(Check(name="errors", passed=False,
                                 message=f"errors on the {held_out_name} failed: {exc}"))
     else:

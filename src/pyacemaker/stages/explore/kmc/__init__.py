@@ -13,6 +13,7 @@ from ase import Atoms
 from ase.calculators.calculator import Calculator
 
 from pyacemaker.config import KMCConfig
+from pyacemaker.programs import Launch
 from pyacemaker.stages.explore.kmc.engine import AKMC, KMCRun
 from pyacemaker.stages.explore.kmc.search import InProcessSearcher
 from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog, ace_watchdog
@@ -23,15 +24,16 @@ __all__ = ["KMCRun", "run_akmc", "run_kmc"]
 
 
 def run_kmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | None,
-            settings: KMCConfig, workdir: Path,
-            calculator: Calculator | None = None) -> ExplorationResult:
-    """Run one aKMC task from ``start``; halts when an ACE force call extrapolates."""
-    return run_akmc(task, start, potential, settings, workdir, calculator).result
+            settings: KMCConfig, workdir: Path, calculator: Calculator | None = None,
+            launch: Launch | None = None) -> ExplorationResult:
+    """Run one aKMC task from ``start``; halts when an ACE force call extrapolates.
+    ``launch``: how the eonclient engine starts eonclient (the site's eon image)."""
+    return run_akmc(task, start, potential, settings, workdir, calculator, launch).result
 
 
 def run_akmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | None,
              settings: KMCConfig, workdir: Path,
-             calculator: Calculator | None = None) -> KMCRun:
+             calculator: Calculator | None = None, launch: Launch | None = None) -> KMCRun:
     """:func:`run_kmc` with the full record: steps, process tables, states, clock."""
     if task.engine != "kmc":
         raise ValueError(f"task {task.name!r} has engine {task.engine!r}, not 'kmc'")
@@ -46,7 +48,8 @@ def run_akmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | N
         if potential is None:
             raise ValueError("kmc engine 'eonclient' evaluates ACE through pace_driver.py: "
                              "it needs a potential record, not a Python calculator")
-        with EonClientSearcher(potential, settings, temperature, task.seed, workdir) as searcher:
+        with EonClientSearcher(potential, settings, temperature, task.seed, workdir,
+                               launch) as searcher:
             return AKMC(task, searcher, settings, workdir, None).run(start)
     if potential is not None:
         watchdog = ace_watchdog(potential, settings.gamma_lower, settings.gamma_upper)

@@ -33,7 +33,7 @@ from ase import Atoms
 from ase.io import read, write
 
 from pyacemaker.config import KMCConfig
-from pyacemaker.programs import ProgramFailed, run_program
+from pyacemaker.programs import Launch, ProgramFailed, run_program
 from pyacemaker.stages.explore import pace_driver
 from pyacemaker.stages.explore.kmc.rates import htst_rate
 from pyacemaker.stages.explore.kmc.search import KMCHalt, SearchOutcome, relax_across_saddle
@@ -104,11 +104,12 @@ class EonClientSearcher:
     """Relaxations and process searches as eOn client jobs; ACE through pace_driver.py."""
 
     def __init__(self, potential: PotentialRecord, settings: KMCConfig, temperature: float,
-                 seed: int, workdir: Path):
+                 seed: int, workdir: Path, launch: Launch | None = None):
         if settings.prefactor == "computed":
             raise ValueError("kmc.prefactor 'computed' is available with engine 'inprocess' "
                              "only; give the eonclient engine a number (1/s)")
         self.settings = settings
+        self.launch = launch  # the site's eon image / launch, from the execution layer
         self.temperature = temperature
         self.seed = seed
         self.workdir = Path(workdir).resolve()
@@ -181,7 +182,7 @@ class EonClientSearcher:
         for name, text in (extra or {}).items():
             (folder / name).write_text(text)
         result = run_program(self._argv(), folder, timeout_s=self.settings.timeout_s,
-                             check=False, log_name="eonclient")
+                             check=False, log_name="eonclient", launch=self.launch)
         dump = folder / pace_driver.HALT_DUMP
         if dump.is_file():
             frame = read(dump, format="extxyz")
