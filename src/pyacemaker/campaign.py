@@ -8,8 +8,8 @@ where the killed run stopped without redoing finished DFT or fits.
     iteration 0:  generate -> label -> fit
     iteration k:  explore -> select -> label -> fit     (until a stop criterion holds)
 
-Exploration is MD and, as the policy schedules it, kMC (stages/policy.py); a campaign
-with kMC enabled converges only in an iteration whose kMC tasks ran without halting too.
+What to do next is decided by :func:`pyacemaker.decision.decide`; exploration engines are
+asked through their protocol (stages/explore/engines.py), never by name.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from ase.io import read, write
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
 from pyacemaker.decision import History, decide
+from pyacemaker.stages.explore.engines import ENGINES, START_POOL_FILE, engine_for
 from pyacemaker.state import (
     PotentialRecord,
     WorkflowState,
@@ -41,8 +42,6 @@ from pyacemaker.state import (
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
-START_POOL_FILE = "start_structures.extxyz"
-KMC_START_FILE = "kmc_start_structures.extxyz"
 CONFIG_COPY = "campaign.yaml"  # the validated config the campaign runs with (report/package)
 
 
@@ -194,14 +193,11 @@ class Campaign:
         return len(read(path, index=":")) if path.exists() else 0
 
     def _pending_engines(self) -> list[str]:
-        """Engines that must still explore in this iteration before it may converge: kMC,
-        when it is scheduled and no kMC task ran in this iteration."""
-        if self.config.exploration.kmc.schedule == "off":
-            return []
-        if any(record["task"]["engine"] == "kmc"
-               for record in self._exploration_records(self.state.iteration)):
-            return []
-        return ["kMC"]
+        """Engines that must explore in this iteration before it may converge and have not."""
+        ran = {record["task"]["engine"] for record in
+               self._exploration_records(self.state.iteration)}
+        return [engine.label for name, engine in ENGINES.items()
+                if engine.needed_before_convergence(self.config) and name not in ran]
 
     def _validate(self) -> str:
         from pyacemaker.execution.validating import validate_in_worker
@@ -378,15 +374,15 @@ class Campaign:
         has_lammps = self._lammps_available()
         tasks = plan_exploration(self._exploration_history(), self.config, self.state.iteration,
                                  lammps_available=has_lammps)
-        starts = read(self.workdir / START_POOL_FILE, index=":")
-        kmc_starts = self._kmc_starts() if any(t.engine == "kmc" for t in tasks) else []
+        starts = {name: engine_for(name).start_structures(self.config, self.workdir)
+                  for name in sorted({t.engine for t in tasks})}
         folder = self._iter_dir("explore")
         log.info("   %d exploration tasks: %s", len(tasks),
                  ", ".join(f"{t.name} ({t.engine}, {t.temperature:.0f} K)" for t in tasks))
         assert self.state.potential is not None
         summaries, frames, failures = [], [], []
         for outcome in explore_many(self.engine, tasks, starts, self.state.potential,
-                                    self.config, folder, kmc_pool=kmc_starts):
+                                    self.config, folder):
             if outcome.result is None:
                 failures.append(f"{outcome.task.name}: {outcome.error}")
                 log.warning("   %s failed: %s", outcome.task.name, outcome.error)
@@ -398,7 +394,7 @@ class Campaign:
             for frame in result.frames:
                 frame.info["iteration"] = self.state.iteration
             frames.extend(result.frames)
-            unit = "kMC step" if outcome.task.engine == "kmc" else "step"
+            unit = engine_for(outcome.task.engine).step_unit
             log.info("   %s: %s, max gamma %.2f (%s)", outcome.task.name,
                      f"HALTED at {unit} {result.halt_step}" if result.halted
                      else "ran its full length", result.max_gamma, result.message)
@@ -421,15 +417,6 @@ class Campaign:
     def _exploration_records(self, iteration: int) -> list[dict[str, Any]]:
         path = self.workdir / f"iter_{iteration:03d}" / "explore" / "summary.json"
         return json.loads(path.read_text()) if path.exists() else []
-
-    def _kmc_starts(self) -> list[Atoms]:
-        """The kMC start cells, made once per campaign and kept next to the MD pool."""
-        from pyacemaker.stages.generate import kmc_start_structures
-
-        path = self.workdir / KMC_START_FILE
-        if not path.exists():
-            write(path, kmc_start_structures(self.config), format="extxyz")
-        return read(path, index=":")
 
     def _select(self) -> str:
         from pyacemaker.stages.generate import candidates_around

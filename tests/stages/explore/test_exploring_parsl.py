@@ -28,7 +28,8 @@ def test_explore_many_yields_every_outcome_and_keeps_failures_apart(
         ExplorationTask(name="wrong_species", engine="lammps", steps=100, structure_index=1),
     ]
     with Engine(site, tmp_path / "run") as engine:
-        outcomes = {o.task.name: o for o in explore_many(engine, tasks, pool,
+        starts = {"lammps": pool, "ase": pool}
+        outcomes = {o.task.name: o for o in explore_many(engine, tasks, starts,
                                                          cu_ace_potential.record, config,
                                                          tmp_path / "explore")}
     assert set(outcomes) == {t.name for t in tasks}
@@ -58,8 +59,8 @@ def test_kmc_tasks_run_from_the_kmc_pool_in_their_own_process(
     pool = [bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))]
     with Engine(SiteConfig(local_executor="threads"), tmp_path / "run") as engine:
         outcomes = {}
-        for outcome in explore_many(engine, tasks, pool, cu_ace_potential.record, config,
-                                    tmp_path / "explore", kmc_pool=[vacancy]):
+        for outcome in explore_many(engine, tasks, {"ase": pool, "kmc": [vacancy]},
+                                    cu_ace_potential.record, config, tmp_path / "explore"):
             outcomes[outcome.task.name] = outcome
             print(f"driver saw {outcome.task.name}")
             sys.stdout.flush()
@@ -72,6 +73,6 @@ def test_kmc_tasks_run_from_the_kmc_pool_in_their_own_process(
     assert "driver saw md" in out and "driver saw kmc" in out
     log = (tmp_path / "explore" / "kmc" / "eon_client.log").read_text()
     assert "driver saw" not in log
-    with pytest.raises(ValueError, match="kMC start pool is empty"):
-        list(explore_many(engine, tasks[1:], pool, cu_ace_potential.record, config,
+    with pytest.raises(ValueError, match="no start structures for engine 'kmc'"):
+        list(explore_many(engine, tasks[1:], {"ase": pool}, cu_ace_potential.record, config,
                           tmp_path / "explore2"))
