@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import yaml
-from ase import Atoms
 from ase.io import read, write
 
+from pyacemaker import layout
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
 from pyacemaker.decision import History, decide
@@ -189,7 +189,7 @@ class Campaign:
         if self.state.iteration in self.state.frames:
             return self.state.frames[self.state.iteration]
         # a state written before frame counts were recorded
-        path = self.workdir / f"iter_{self.state.iteration:03d}" / "explore" / "frames.extxyz"
+        path = layout.exploration_frames(self.workdir, self.state.iteration)
         return len(read(path, index=":")) if path.exists() else 0
 
     def _pending_engines(self) -> list[str]:
@@ -278,24 +278,14 @@ class Campaign:
 
     def _reference_energies(self) -> dict[str, float]:
         """Per-element reference energies, fixed at the first fit so that every refit uses
-        the same referencing: free atoms for the EMT oracle, a least-squares fit of the
-        total energies on composition for DFT (an isolated atom in a plane-wave box costs
-        more than the whole cold start)."""
-        if self.state.reference_energies:
-            return self.state.reference_energies
-        elements = self.config.elements
-        if self.config.oracle.kind == "emt":
-            from ase.calculators.emt import EMT
+        the same referencing (stages.train.reference_energies)."""
+        from pyacemaker.stages.train import reference_energies
 
-            from pyacemaker.stages.train import free_atom_energies
-
-            refs = free_atom_energies(EMT(), elements)
-        else:
-            from pyacemaker.stages.train import composition_fit_energies
-
-            refs = composition_fit_energies(self.datastore.atoms(status="labelled"), elements)
-        self.state.reference_energies = refs
-        return refs
+        if not self.state.reference_energies:
+            self.state.reference_energies = reference_energies(
+                self.config.oracle.kind, self.config.elements,
+                self.datastore.atoms(status="labelled"))
+        return self.state.reference_energies
 
     def _fit(self) -> str:
         from pyacemaker.execution import launch_for
@@ -347,36 +337,16 @@ class Campaign:
         return resolve_baseline(self.config.training.baseline, self.config.elements,
                                 self.datastore.atoms(status="labelled"))
 
-    def _lammps_available(self) -> bool:
-        """LAMMPS with ML-PACE is here; never a silent fall-back to ASE MD."""
-        from pyacemaker.stages.explore.lammps import find_pace_plugin, pace_plugin_candidates
-
-        programs = self.site.programs
-        if programs.lmp is not None or self.site.container.runtime != "none":
-            return True
-        if find_pace_plugin(configured=programs.pace_plugin) is not None:
-            return True
-        searched = "; ".join(f"{where}: {path}" for where, path in
-                             pace_plugin_candidates(programs.pace_plugin))
-        if self.config.exploration.engine == "lammps":
-            raise FileNotFoundError(
-                f"exploration.engine is 'lammps' but the ML-PACE plugin is not found ({searched})"
-                ": run 'make setup' (or 'make lammps-pace'), or set programs.pace_plugin or "
-                "programs.lmp in the site YAML")
-        log.warning("   the LAMMPS ML-PACE plugin is not found (%s): MD runs in ASE, which is "
-                    "slower; 'make lammps-pace' builds the plugin", searched)
-        return False
-
     def _explore(self) -> str:
-        from pyacemaker.execution.exploring import explore_many
+        from pyacemaker.execution.exploring import explore_many, lammps_available
         from pyacemaker.stages.policy import plan_exploration
 
-        has_lammps = self._lammps_available()
+        has_lammps = lammps_available(self.site, self.config.exploration.engine)
         tasks = plan_exploration(self._exploration_history(), self.config, self.state.iteration,
                                  lammps_available=has_lammps)
         starts = {name: engine_for(name).start_structures(self.config, self.workdir)
                   for name in sorted({t.engine for t in tasks})}
-        folder = self._iter_dir("explore")
+        folder = self._iter_dir(layout.EXPLORE)
         log.info("   %d exploration tasks: %s", len(tasks),
                  ", ".join(f"{t.name} ({t.engine}, {t.temperature:.0f} K)" for t in tasks))
         assert self.state.potential is not None
@@ -388,7 +358,7 @@ class Campaign:
                 log.warning("   %s failed: %s", outcome.task.name, outcome.error)
                 continue
             result = outcome.result
-            record = _summarise(result)
+            record = result.summary()
             record["iteration"] = self.state.iteration
             summaries.append(record)
             for frame in result.frames:
@@ -400,9 +370,9 @@ class Campaign:
                      else "ran its full length", result.max_gamma, result.message)
         if not summaries:
             raise CampaignFailed("every exploration task failed:\n" + "\n".join(failures))
-        (folder / "summary.json").write_text(json.dumps(summaries, indent=1, default=str))
+        (folder / layout.SUMMARY_FILE).write_text(json.dumps(summaries, indent=1, default=str))
         if frames:
-            write(folder / "frames.extxyz", frames, format="extxyz")
+            write(folder / layout.FRAMES_FILE, frames, format="extxyz")
         halts = sum(s["halted"] for s in summaries)
         self.state.halts[self.state.iteration] = halts
         self.state.frames[self.state.iteration] = len(frames)
@@ -415,21 +385,16 @@ class Campaign:
                 for record in self._exploration_records(it)]
 
     def _exploration_records(self, iteration: int) -> list[dict[str, Any]]:
-        path = self.workdir / f"iter_{iteration:03d}" / "explore" / "summary.json"
+        path = layout.exploration_summary(self.workdir, iteration)
         return json.loads(path.read_text()) if path.exists() else []
 
     def _select(self) -> str:
-        from pyacemaker.stages.generate import candidates_around
+        from pyacemaker.stages.halt_candidates import candidate_pool
         from pyacemaker.stages.select import deduplicate, select_d_optimal
 
-        folder = self._iter_dir("explore")
-        frames = read(folder / "frames.extxyz", index=":")
-        rng = self._rng(1)
-        pool: list[Atoms] = []
-        for frame in frames:
-            if len(frame) <= self.config.exploration.target_atoms:
-                pool.append(frame)  # larger frames reach DFT only as embedded cut-outs
-            pool.extend(candidates_around(frame, 3, rng, self.config.training.cutoff))
+        frames = read(layout.exploration_frames(self.workdir, self.state.iteration), index=":")
+        pool = candidate_pool(frames, self.config.exploration.target_atoms,
+                              self.config.training.cutoff, self._rng(1))
         pool = deduplicate(pool, self.datastore.atoms(status="labelled"))
         n = self.config.active_learning.max_candidates_per_iteration
         pot = self.state.potential
@@ -441,10 +406,3 @@ class Campaign:
         new = self.datastore.add_many(picked)
         return f"{len(picked)} of {len(pool)} candidates chosen by D-optimality ({len(new)} new)"
 
-
-def _summarise(result: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return {"task": asdict(result.task), "halted": result.halted, "halt_step": result.halt_step,
-            "steps_done": result.steps_done, "max_gamma": result.max_gamma,
-            "n_frames": len(result.frames), "message": result.message}

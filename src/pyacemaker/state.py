@@ -16,6 +16,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pyacemaker.layout import iteration_dir
+
 STATE_FILE = "state.json"
 
 StageStatus = Literal["pending", "running", "done", "failed", "skipped"]
@@ -72,7 +74,7 @@ class WorkflowState(BaseModel):
 
     def iteration_dir(self, root: Path, iteration: int | None = None) -> Path:
         it = self.iteration if iteration is None else iteration
-        folder = root / f"iter_{it:03d}"
+        folder = iteration_dir(root, it)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 

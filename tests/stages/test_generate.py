@@ -14,10 +14,10 @@ from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import structure_fingerprint
+from pyacemaker.stages.halt_candidates import candidates_around
 from pyacemaker.stages.generate import (
     GenerationError,
     atomic_radius,
-    candidates_around,
     initial_structures,
     kmc_start_structures,
     too_close,

@@ -10,19 +10,21 @@ the others.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from ase import Atoms
 
-from pyacemaker.config import CampaignConfig
+from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.execution.engine import Engine, launch_for
 from pyacemaker.stages.explore.engines import RunContext, engine_for
 from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
 from pyacemaker.state import PotentialRecord
 
 CONTAINER_LMP = "lmp"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -48,6 +50,28 @@ class ExplorationJob:
 def explore_one(job: ExplorationJob, context: RunContext) -> ExplorationResult:
     """The Parsl app body: one exploration in its folder, by its engine."""
     return engine_for(job.task.engine).run(job.task, job.start, Path(job.workdir), context)
+
+
+def lammps_available(site: SiteConfig, engine_setting: str) -> bool:
+    """Whether LAMMPS with ML-PACE is here for the policy; never a silent fall-back to ASE
+    MD: ``engine: lammps`` without it is an error, ``auto`` says so in the log."""
+    from pyacemaker.stages.explore.lammps import find_pace_plugin, pace_plugin_candidates
+
+    programs = site.programs
+    if programs.lmp is not None or site.container.runtime != "none":
+        return True
+    if find_pace_plugin(configured=programs.pace_plugin) is not None:
+        return True
+    searched = "; ".join(f"{where}: {path}" for where, path in
+                         pace_plugin_candidates(programs.pace_plugin))
+    if engine_setting == "lammps":
+        raise FileNotFoundError(
+            f"exploration.engine is 'lammps' but the ML-PACE plugin is not found ({searched}): "
+            "run 'make setup' (or 'make lammps-pace'), or set programs.pace_plugin or "
+            "programs.lmp in the site YAML")
+    log.warning("   the LAMMPS ML-PACE plugin is not found (%s): MD runs in ASE, which is "
+                "slower; 'make lammps-pace' builds the plugin", searched)
+    return False
 
 
 def run_context(engine: Engine, tasks: Sequence[ExplorationTask], potential: PotentialRecord,

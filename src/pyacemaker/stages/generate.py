@@ -4,9 +4,7 @@
   reference states and common prototypes at a volume estimated from the elements, binary
   prototypes and random alloys for several elements) or from the user's seed files, then
   varies them: strains, rattles, vacancies, supercells and surface slabs.
-* :func:`candidates_around` proposes DFT-sized structures near a frame where exploration
-  halted: the high-gamma region cut out and embedded in small periodic boxes (the oracle's
-  embedding), plus local perturbations (rattles near the high-gamma atoms, cell strains).
+* candidates around a halted frame are in :mod:`pyacemaker.stages.halt_candidates`.
 
 Everything is deterministic given the ``numpy.random.Generator``.
 """
@@ -26,7 +24,6 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
-from pyacemaker.stages.oracle.embedding import embed_uncertain_atoms
 
 MAX_ATOMS = 16  # cold-start cells stay cheap for DFT
 MIN_DISTANCE_FRACTION = 0.7  # reject cells with a pair closer than this x expected bond
@@ -37,7 +34,6 @@ VOLUME_STRAIN = 0.08
 SHEAR_STRAIN = 0.03
 RATTLE_RANGE = (0.02, 0.12)
 SLAB_VACUUM = 6.0
-EMBED_GAMMA_FRACTION = 0.5  # atoms above this x max gamma (and > 1) are cluster centres
 MAX_PROPOSALS_PER_PICK = 10  # a base giving no acceptable cell this often is dropped
 
 
@@ -338,86 +334,3 @@ def _conventional(atoms: Atoms) -> Atoms:
             out.info["generator"] = generator
             return out
     return atoms
-
-
-def candidates_around(frame: Atoms, n: int, rng: np.random.Generator,
-                      cutoff: float) -> list[Atoms]:
-    """``n`` DFT-sized structures near ``frame`` (a halted / high-gamma MD frame).
-
-    With per-atom ``gamma`` on the frame, the high-gamma atoms are cut out with everything
-    within ``cutoff`` and embedded in small periodic boxes (the oracle's
-    :func:`~pyacemaker.stages.oracle.embedding.embed_uncertain_atoms`; provenance
-    ``embedding``, ``info["core_mask"]`` marks the atoms whose forces are exact). The rest
-    of the budget goes to local perturbations (provenance ``perturbation``): rattles of the
-    atoms near the uncertain ones, every other one with a small cell strain. A frame too
-    small to cut from is perturbed as a whole around its highest-gamma atom; a frame
-    without per-atom gamma is perturbed everywhere. All carry the frame's ``source_task``,
-    ``gamma_max`` and ``iteration``.
-    """
-    if n < 1:
-        return []
-    gamma = frame.arrays.get("gamma")
-    if gamma is None:
-        return _perturbations([(frame, np.ones(len(frame), dtype=bool))], frame, n, rng)
-    threshold = max(1.0, EMBED_GAMMA_FRACTION * float(np.max(gamma)))
-    clusters = embed_uncertain_atoms(frame, gamma, threshold, cutoff, max_clusters=n)
-    boxes = [c for c in clusters if c.method == "cluster"]
-    out: list[Atoms] = []
-    for cluster in boxes:
-        box = cluster.atoms
-        box.info["parent_provenance"] = frame.info.get("provenance", "")
-        out.append(box)
-    if boxes:
-        sources = [(c.atoms, _near(c.atoms, c.core_mask, cutoff / 2)) for c in boxes]
-    else:  # the frame is already DFT-sized: perturb it around its uncertain atoms
-        sources = [(frame, high_gamma_region(frame, cutoff))]
-    return out + _perturbations(sources, frame, n - len(out), rng)
-
-
-def _near(atoms: Atoms, core: np.ndarray, radius: float) -> np.ndarray:
-    """Atoms within ``radius`` of any core atom (the box is cut out: no minimum image)."""
-    core_positions = atoms.positions[np.asarray(core, dtype=bool)]
-    distances = np.linalg.norm(atoms.positions[:, None, :] - core_positions[None], axis=-1)
-    return distances.min(axis=1) <= radius
-
-
-def _perturbations(sources: list[tuple[Atoms, np.ndarray]], frame: Atoms, n: int,
-                   rng: np.random.Generator) -> list[Atoms]:
-    out: list[Atoms] = []
-    attempts = 0
-    while len(out) < n and attempts < 20 * max(n, 1):
-        source, mask = sources[attempts % len(sources)]
-        attempts += 1
-        candidate = rattled(source, rng, amplitude=float(rng.uniform(0.02, 0.08)), mask=mask)
-        if len(out) % 2 == 1:
-            candidate = strained(candidate, rng, volume=0.03, shear=0.015)
-        candidate.arrays.pop("gamma", None)
-        if too_close(candidate):
-            continue
-        core_mask = source.info.get("core_mask")
-        _inherit(candidate, frame, "perturbation")
-        if core_mask is not None:
-            candidate.info["core_mask"] = list(core_mask)
-        out.append(candidate)
-    return out
-
-
-def high_gamma_region(frame: Atoms, cutoff: float) -> np.ndarray:
-    """Atoms within ``cutoff`` of the highest-gamma atom (all atoms without gamma)."""
-    gamma = frame.arrays.get("gamma")
-    if gamma is None:
-        return np.ones(len(frame), dtype=bool)
-    centre = int(np.argmax(gamma))
-    distances = frame.get_distances(centre, range(len(frame)), mic=True)
-    return distances <= cutoff
-
-
-def _inherit(candidate: Atoms, frame: Atoms, provenance: str) -> None:
-    candidate.calc = None
-    candidate.info = {
-        "provenance": provenance,
-        "source_task": frame.info.get("source_task", ""),
-        "gamma_max": frame.info.get("gamma_max", float("nan")),
-        "iteration": frame.info.get("iteration", 0),
-        "parent_provenance": frame.info.get("provenance", ""),
-    }

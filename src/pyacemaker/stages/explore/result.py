@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from ase import Atoms
@@ -41,3 +41,9 @@ class ExplorationResult:
     @property
     def max_gamma(self) -> float:
         return max((g for _, g in self.gamma_history), default=0.0)
+
+    def summary(self) -> dict[str, Any]:
+        """The record of this run in an iteration's ``explore/summary.json``."""
+        return {"task": asdict(self.task), "halted": self.halted, "halt_step": self.halt_step,
+                "steps_done": self.steps_done, "max_gamma": self.max_gamma,
+                "n_frames": len(self.frames), "message": self.message}

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from pyacemaker.datastore import DataStore
+from pyacemaker.layout import all_exploration_summaries
 from pyacemaker.state import WorkflowState
 
 MONITORING_FILE = "monitoring.db"
@@ -66,7 +67,7 @@ class KMCRow(BaseModel):
 
 def collect_kmc(workdir: Path) -> list[KMCRow]:
     rows = []
-    for summary in sorted(Path(workdir).glob("iter_*/explore/summary.json")):
+    for summary in all_exploration_summaries(Path(workdir)):
         for record in json.loads(summary.read_text()):
             if record["task"].get("engine") != "kmc":
                 continue

@@ -20,14 +20,15 @@ from pyacemaker.stages.train.dataset import (composition_fit_energies, dataset_m
                                              export_training_set,
                                              free_atom_energies, inner_core_radii,
                                              read_dataset_meta, read_training_structures,
+                                             reference_energies,
                                              resolve_baseline, shortest_bond_distances,
                                              shortest_distance, stage_training_set,
                                              training_frame, write_training_set)
 from pyacemaker.stages.train.deploy import total_energy_calculator
-from pyacemaker.stages.train.fit import (ACTIVE_SET, META_FILE, POTENTIAL_YACE, POTENTIAL_YAML,
-                                         RECORD_FILE, FitFailed, build_active_set,
-                                         count_functions, fit_metrics, fit_potential,
-                                         initial_train_rmse, load_record)
+from pyacemaker.stages.train.fit import build_active_set, fit_potential, load_record
+from pyacemaker.stages.train.outputs import (ACTIVE_SET, META_FILE, POTENTIAL_YACE,
+                                             POTENTIAL_YAML, RECORD_FILE, FitFailed,
+                                             count_functions, fit_metrics, initial_train_rmse)
 from pyacemaker.stages.train.inputs import bond_keys, pacemaker_input
 from pyacemaker.stages.train.refit import RefitPlan, plan_refit, warm_fit_degraded
 
@@ -37,7 +38,7 @@ __all__ = [
     "dataset_meta_path",
     "export_training_set", "fit_metrics", "fit_potential", "free_atom_energies",
     "initial_train_rmse", "inner_core_radii", "load_record", "pacemaker_input", "plan_refit",
-    "read_dataset_meta", "read_training_structures", "resolve_baseline",
+    "read_dataset_meta", "read_training_structures", "reference_energies", "resolve_baseline",
     "shortest_bond_distances", "shortest_distance", "stage_training_set",
     "total_energy_calculator", "training_frame", "warm_fit_degraded", "write_training_set",
 ]

@@ -36,6 +36,17 @@ def free_atom_energies(calculator: Calculator, elements: list[str],
     return energies
 
 
+def reference_energies(oracle_kind: str, elements: list[str],
+                       labelled: list[Atoms]) -> dict[str, float]:
+    """Per-element reference energies of a campaign: free atoms for the EMT oracle (cheap
+    and exact), a composition fit of the labelled total energies for DFT."""
+    if oracle_kind == "emt":
+        from ase.calculators.emt import EMT
+
+        return free_atom_energies(EMT(), elements)
+    return composition_fit_energies(labelled, elements)
+
+
 def composition_fit_energies(structures: list[Atoms], elements: list[str]) -> dict[str, float]:
     """Per-element energies that best explain the labelled total energies by composition
     (least squares): the DFT reference, since an isolated atom in a plane-wave box costs
