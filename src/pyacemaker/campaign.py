@@ -30,6 +30,7 @@ from ase.io import read, write
 from pyacemaker import layout
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
+from pyacemaker.logs import log_results
 from pyacemaker.decision import History, decide
 from pyacemaker.stages.explore.engines import ENGINES, START_POOL_FILE, engine_for
 from pyacemaker.state import (
@@ -103,7 +104,7 @@ class Campaign:
             self._started = time.monotonic()
             save_state(self.state, self.workdir)
         self._write_report()
-        self._summary()
+        log_results(self.state, self.datastore, self.workdir)
         return self.state
 
     def _loop(self) -> None:
@@ -141,13 +142,11 @@ class Campaign:
     def _history(self) -> History:
         """The campaign so far, as the decision function sees it."""
         state = self.state
-        prefix = f"{state.iteration:03d}:"
-        done = frozenset(key[len(prefix):] for key, record in state.stages.items()
-                         if key.startswith(prefix) and record.status == "done")
         pot = state.potential
         metrics = pot.metrics if pot else {}
         return History(
-            iteration=state.iteration, done=done, halts=state.halts.get(state.iteration, 0),
+            iteration=state.iteration, done=state.stages_done(),
+            halts=state.halts.get(state.iteration, 0),
             frames=self._frames_found(),
             potential_iteration=pot.iteration if pot else None,
             energy_rmse_mev_per_atom=metrics.get("energy_rmse_mev_per_atom"),
@@ -216,18 +215,6 @@ class Campaign:
         self.state.stop_reason = reason
         save_state(self.state, self.workdir)
         log.info("== campaign stopped: %s", reason)
-
-    def _summary(self) -> None:
-        pot = self.state.potential
-        log.info("results in %s", self.workdir)
-        if pot is not None:
-            log.info("   potential: %s", pot.yace or pot.yaml)
-            log.info("   active set: %s", pot.asi)
-            log.info("   metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in pot.metrics.items()))
-        log.info("   data lake: %d labelled, %d quarantined (%s)",
-                 self.datastore.count(status="labelled"),
-                 self.datastore.count(status="quarantined"),
-                 self.datastore.provenance_counts())
 
     # ------------------------------------------------------------------ helpers
     def dft_calls(self) -> int:

@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyacemaker.datastore import DataStore
+    from pyacemaker.state import WorkflowState
 
 LOG_FILE = "campaign.log"
 
@@ -28,3 +33,16 @@ def setup_logging(campaign_dir: Path | None, verbose: bool = False) -> None:
         root.addHandler(to_file)
     for noisy in ("parsl", "tensorflow", "matplotlib", "h5py"):
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+def log_results(state: WorkflowState, datastore: DataStore, workdir: Path) -> None:
+    """The closing lines of a campaign run: where the potential is, and the data lake."""
+    log = logging.getLogger("pyacemaker.campaign")
+    pot = state.potential
+    log.info("results in %s", workdir)
+    if pot is not None:
+        log.info("   potential: %s", pot.yace or pot.yaml)
+        log.info("   active set: %s", pot.asi)
+        log.info("   metrics: %s", ", ".join(f"{k}={v:.4g}" for k, v in pot.metrics.items()))
+    log.info("   data lake: %d labelled, %d quarantined (%s)", datastore.count(
+        status="labelled"), datastore.count(status="quarantined"), datastore.provenance_counts())

@@ -91,7 +91,7 @@ def campaign_config(workdir: Path, config_path: Path | None = None,
                 f"(elements {config.elements} or oracle settings differ); pass the campaign's "
                 "own YAML with --config")
         return config
-    elements = getattr(record, "elements", None) if record is not None else None
+    elements = record.elements if record is not None else None
     if not elements:
         store_path = Path(workdir) / DATASTORE_FILE
         if store_path.is_file():

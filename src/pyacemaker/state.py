@@ -12,7 +12,7 @@ import os
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -30,6 +30,7 @@ class StateError(RuntimeError):
 class PotentialRecord(BaseModel):
     """Paths and metrics of one fitted potential (paths relative to the campaign dir)."""
 
+    # Undeclared keys of records written by older versions still load (and are kept).
     model_config = ConfigDict(extra="allow")
 
     iteration: int
@@ -37,6 +38,15 @@ class PotentialRecord(BaseModel):
     yace: str | None = None
     asi: str | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
+    elements: list[str] = Field(default_factory=list)
+    cutoff: float | None = Field(None, description="A, the fit's radial cutoff")
+    reference_energies: dict[str, float] = Field(
+        default_factory=dict, description="eV per element subtracted from the labels")
+    baseline: dict[str, Any] | None = Field(
+        None, description="the explicit pair baseline of delta learning (None: none)")
+    dataset: str | None = Field(None, description="the training set the fit read")
+    mode: str | None = Field(None, description="full fit, or warm start from a previous one")
+    inputs_hash: str | None = Field(None, description="of dataset + input.yaml + argv (reuse)")
 
 
 class StageRecord(BaseModel):
@@ -88,6 +98,12 @@ class WorkflowState(BaseModel):
         elif status in ("done", "failed", "skipped"):
             record.finished = _now()
         self.stage = stage
+
+    def stages_done(self, iteration: int | None = None) -> frozenset[str]:
+        """Names of the stages finished in ``iteration`` (default: the current one)."""
+        prefix = f"{self.iteration if iteration is None else iteration:03d}:"
+        return frozenset(key[len(prefix):] for key, record in self.stages.items()
+                         if key.startswith(prefix) and record.status == "done")
 
     def status_of(self, stage: str, iteration: int | None = None) -> StageStatus:
         it = self.iteration if iteration is None else iteration

@@ -186,7 +186,7 @@ def validity_limits(config: CampaignConfig, record: PotentialRecord,
         raise ValueError(f"{store.path}: no labelled periodic structures: nothing to release")
     return ValidityLimits(
         elements=sorted(config.elements),
-        cutoff_a=getattr(record, "cutoff", None) or config.training.cutoff,
+        cutoff_a=record.cutoff or config.training.cutoff,
         composition={e: Range(min=min(v), max=max(v)) for e, v in fractions.items() if v},
         pressure_gpa=Range(min=min(pressures), max=max(pressures)) if pressures else None,
         volume_per_atom_a3=Range(min=min(volumes), max=max(volumes)),
@@ -276,8 +276,8 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
     files.append(_copy(Path(asi), folder, f"{stem}.asi") if asi else None)
     files.append(_copy(report, folder, "report.html"))
     asi_name = f"{stem}.asi" if asi else None
-    references = dict(getattr(record, "reference_energies", None) or {})
-    baseline = getattr(record, "baseline", None) or None
+    references = dict(record.reference_energies)
+    baseline = record.baseline or None
     (folder / "lammps.in").write_text(
         lammps_snippet(config.elements, f"{stem}.yace", asi_name, baseline))
     (folder / "use_ase.py").write_text(

@@ -56,8 +56,8 @@ def run_exploration(task: ExplorationTask, start: Atoms, potential: PotentialRec
     workdir = Path(workdir).resolve()
     _check_inputs(task, start, potential, gamma_lower, gamma_upper, gamma_every)
     start = sized_start(start, int(task.options.get("n_atoms", 0)))
-    if baseline is None and getattr(potential, "baseline", None):
-        baseline = baseline_from_dict(potential.baseline)  # type: ignore[attr-defined]
+    if baseline is None and potential.baseline:
+        baseline = baseline_from_dict(potential.baseline)
     elements = _elements(potential, start)
     yaml, asi = Path(potential.yaml), Path(potential.asi or "")
     if task.engine == "lammps":
@@ -110,7 +110,7 @@ def _check_inputs(task: ExplorationTask, start: Atoms, potential: PotentialRecor
 
 
 def _elements(potential: PotentialRecord, start: Atoms) -> list[str]:
-    elements = list(getattr(potential, "elements", None) or [])
+    elements = list(potential.elements)
     if not elements:
         elements = sorted(set(start.get_chemical_symbols()))
     unknown = sorted(set(start.get_chemical_symbols()) - set(elements))

@@ -15,10 +15,10 @@ def total_energy_calculator(record: PotentialRecord) -> Calculator:
     from pyacemaker.stages.baseline import ReferenceEnergyCalculator, baseline_from_dict
 
     parts: list[Calculator] = [PyACECalculator(record.yaml)]
-    baseline = getattr(record, "baseline", None)
+    baseline = record.baseline
     if baseline:
         parts.append(baseline_from_dict(baseline).calculator())
-    references = getattr(record, "reference_energies", None) or {}
+    references = record.reference_energies
     if references:
         parts.append(ReferenceEnergyCalculator(references))
     return parts[0] if len(parts) == 1 else SumCalculator(parts)

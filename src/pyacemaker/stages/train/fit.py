@@ -248,7 +248,7 @@ def _reuse_finished(workdir: Path, inputs_hash: str) -> PotentialRecord | None:
     except ValueError:
         return None
     files = [record.yaml, record.yace, record.asi]
-    if getattr(record, "inputs_hash", None) == inputs_hash and all(
+    if record.inputs_hash == inputs_hash and all(
             f and Path(f).is_file() for f in files):
         return record
     return None

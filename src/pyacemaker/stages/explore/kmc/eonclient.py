@@ -59,7 +59,7 @@ def install_driver(run_dir: Path, potential: PotentialRecord, gamma_lower: float
     script = run_dir / DRIVER_NAME
     script.write_text(f"#!{python} -S\n{source}")
     script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    if getattr(potential, "baseline", None):
+    if potential.baseline:
         raise ValueError("the eonclient engine does not evaluate delta-learning baselines "
                          "yet; use kmc engine 'inprocess' for this potential")
     settings = {

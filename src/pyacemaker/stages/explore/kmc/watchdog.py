@@ -128,8 +128,8 @@ def ace_watchdog(record: PotentialRecord, gamma_lower: float, gamma_upper: float
     ace = PyACECalculator(str(yaml_path))
     ace.set_active_set(str(asi_path))
     inner: Calculator = ace
-    baseline = getattr(record, "baseline", None)
-    references = getattr(record, "reference_energies", None) or {}
+    baseline = record.baseline
+    references = record.reference_energies
     if baseline or references:
         from ase.calculators.mixing import SumCalculator
 
