@@ -44,9 +44,9 @@ def run(folder: Path, iterations: int, seed: int) -> dict[str, object]:
     records = []
     for summary in sorted((folder / "run").glob("iter_*/explore/summary.json")):
         records += [r for r in json.loads(summary.read_text()) if r["task"]["engine"] == "kmc"]
-    halts = [r["iteration"] for r in records if r["halted"]]
-    passed = [r["iteration"] for r in records if not r["halted"] and halts
-              and r["iteration"] > halts[0]]
+    halts = [r["task"]["iteration"] for r in records if r["halted"]]
+    passed = [r["task"]["iteration"] for r in records if not r["halted"] and halts
+              and r["task"]["iteration"] > halts[0]]
     labels_by = None
     if passed:
         labels_by = sum(1 for row in campaign.datastore.rows(status="labelled")
@@ -54,7 +54,7 @@ def run(folder: Path, iterations: int, seed: int) -> dict[str, object]:
     last = records[-1] if records else None
     barriers: list[float] = []
     if last is not None:
-        log = folder / "run" / f"iter_{last['iteration']:03d}" / "explore" / \
+        log = folder / "run" / f"iter_{last['task']['iteration']:03d}" / "explore" / \
             last["task"]["name"] / "kmc_log.json"
         if log.exists():
             barriers = [s["barrier"] for s in json.loads(log.read_text())["steps"]]

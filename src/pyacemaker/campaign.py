@@ -14,7 +14,6 @@ asked through their protocol (stages/explore/engines.py), never by name.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -33,6 +32,7 @@ from pyacemaker.datastore import DataStore
 from pyacemaker.logs import log_results
 from pyacemaker.decision import History, decide
 from pyacemaker.stages.explore.engines import ENGINES, START_POOL_FILE, engine_for
+from pyacemaker.stages.explore.result import ExplorationRecord, read_records, write_records
 from pyacemaker.state import (
     PotentialRecord,
     WorkflowState,
@@ -193,8 +193,8 @@ class Campaign:
 
     def _pending_engines(self) -> list[str]:
         """Engines that must explore in this iteration before it may converge and have not."""
-        ran = {record["task"]["engine"] for record in
-               self._exploration_records(self.state.iteration)}
+        ran = {record.task.engine for record in
+               read_records(layout.exploration_summary(self.workdir, self.state.iteration))}
         return [engine.label for name, engine in ENGINES.items()
                 if engine.needed_before_convergence(self.config) and name not in ran]
 
@@ -345,9 +345,7 @@ class Campaign:
                 log.warning("   %s failed: %s", outcome.task.name, outcome.error)
                 continue
             result = outcome.result
-            record = result.summary()
-            record["iteration"] = self.state.iteration
-            summaries.append(record)
+            summaries.append(result.record())
             for frame in result.frames:
                 frame.info["iteration"] = self.state.iteration
             frames.extend(result.frames)
@@ -357,23 +355,19 @@ class Campaign:
                      else "ran its full length", result.max_gamma, result.message)
         if not summaries:
             raise CampaignFailed("every exploration task failed:\n" + "\n".join(failures))
-        (folder / layout.SUMMARY_FILE).write_text(json.dumps(summaries, indent=1, default=str))
+        write_records(folder / layout.SUMMARY_FILE, summaries)
         if frames:
             write(folder / layout.FRAMES_FILE, frames, format="extxyz")
-        halts = sum(s["halted"] for s in summaries)
+        halts = sum(s.halted for s in summaries)
         self.state.halts[self.state.iteration] = halts
         self.state.frames[self.state.iteration] = len(frames)
         failed = f", {len(failures)} failed" if failures else ""
         return (f"{halts}/{len(tasks)} tasks halted{failed}, "
                 f"{len(frames)} frames above gamma_lower")
 
-    def _exploration_history(self) -> list[dict[str, Any]]:
+    def _exploration_history(self) -> list[ExplorationRecord]:
         return [record for it in range(1, self.state.iteration)
-                for record in self._exploration_records(it)]
-
-    def _exploration_records(self, iteration: int) -> list[dict[str, Any]]:
-        path = layout.exploration_summary(self.workdir, iteration)
-        return json.loads(path.read_text()) if path.exists() else []
+                for record in read_records(layout.exploration_summary(self.workdir, it))]
 
     def _select(self) -> str:
         from pyacemaker.stages.halt_candidates import candidate_pool

@@ -56,21 +56,21 @@ def kmc_records(campaign: Campaign) -> list[dict[str, Any]]:
 
 def test_a_kmc_halt_is_learned_and_the_rerun_passes(kmc_campaign: Campaign) -> None:
     records = kmc_records(kmc_campaign)
-    iterations = [r["iteration"] for r in records]
+    iterations = [r["task"]["iteration"] for r in records]
     assert iterations == list(range(1, kmc_campaign.state.iteration + 1))  # one per iteration
     halted = [r for r in records if r["halted"]]
     assert halted, "no kMC task halted"
     first = halted[0]
     assert first["max_gamma"] > KMC["gamma_upper"]
-    passed = [r for r in records if not r["halted"] and r["iteration"] > first["iteration"]]
-    assert passed, f"kMC still halts after learning: {[(r['iteration'], r['message']) for r in records]}"
+    passed = [r for r in records if not r["halted"] and r["task"]["iteration"] > first["task"]["iteration"]]
+    assert passed, f"kMC still halts after learning: {[(r['task']['iteration'], r['message']) for r in records]}"
     rerun = passed[0]
     # the same task: same seed and start cell, so the same region is searched again
     assert rerun["task"]["seed"] == first["task"]["seed"]
     assert rerun["task"]["structure_index"] == first["task"]["structure_index"]
-    assert rerun["steps_done"] == rerun["task"]["options"]["max_steps"]
+    assert rerun["steps_done"] == rerun["task"]["steps"]
     assert rerun["max_gamma"] <= KMC["gamma_upper"]
-    log = json.loads((kmc_campaign.workdir / f"iter_{rerun['iteration']:03d}" / "explore"
+    log = json.loads((kmc_campaign.workdir / f"iter_{rerun['task']['iteration']:03d}" / "explore"
                       / rerun["task"]["name"] / "kmc_log.json").read_text())
     assert len(log["steps"]) == rerun["steps_done"] and log["simulated_time_s"] > 0
     barriers = [step["barrier"] for step in log["steps"]]
@@ -87,10 +87,10 @@ def test_kmc_halts_reach_the_training_set(kmc_campaign: Campaign) -> None:
         if "_kmc" in (row.get("source_task") or ""):
             by_iteration.setdefault(int(row.get("iteration")), []).append(row.get("provenance"))
     for record in (r for r in kmc_records(kmc_campaign) if r["halted"]):
-        provenances = by_iteration.get(record["iteration"], [])
-        assert provenances, f"nothing from the kMC halt of iteration {record['iteration']}"
-        fitted = [p for p in state.potentials if p.iteration == record["iteration"]]
-        previous = [p for p in state.potentials if p.iteration < record["iteration"]][-1]
+        provenances = by_iteration.get(record["task"]["iteration"], [])
+        assert provenances, f"nothing from the kMC halt of iteration {record['task']['iteration']}"
+        fitted = [p for p in state.potentials if p.iteration == record["task"]["iteration"]]
+        previous = [p for p in state.potentials if p.iteration < record["task"]["iteration"]][-1]
         assert fitted and fitted[-1].metrics["n_structures"] > previous.metrics["n_structures"]
 
 
@@ -98,7 +98,7 @@ def test_the_stop_reason_accounts_for_kmc(kmc_campaign: Campaign) -> None:
     state = kmc_campaign.state
     assert state.finished and state.stop_reason
     if state.stop_reason.startswith("converged"):
-        last = [r for r in kmc_records(kmc_campaign) if r["iteration"] == state.iteration]
+        last = [r for r in kmc_records(kmc_campaign) if r["task"]["iteration"] == state.iteration]
         assert last and not any(r["halted"] for r in last)
 
 
@@ -127,9 +127,9 @@ def test_a_finished_campaign_goes_on_with_continue(kmc_campaign: Campaign,
     assert state.finished and state.iteration == before.iteration + 1
     records = kmc_records(went_on)
     last, previous = records[-1], records[-2]
-    assert last["iteration"] == before.iteration + 1
+    assert last["task"]["iteration"] == before.iteration + 1
     factor = 1 if previous["halted"] else 2
-    assert last["task"]["options"]["max_steps"] >= factor * KMC["max_steps"]
+    assert last["task"]["steps"] >= factor * KMC["max_steps"]
 
 
 def test_the_report_shows_the_kmc_runs(kmc_campaign: Campaign) -> None:

@@ -38,7 +38,7 @@ def test_start_uses_the_configured_conditions() -> None:
     assert [t.structure_index for t in tasks[:3]] == [0, 1, 2]
     assert len({t.seed for t in tasks}) == len(tasks)
     assert len({t.name for t in tasks}) == len(tasks)
-    assert all(t.options["iteration"] == 1 for t in tasks)
+    assert all(t.iteration == 1 for t in tasks)
     assert {t.engine for t in plan_exploration([], config, 1, lammps_available=False)} == {"ase"}
 
 
@@ -57,12 +57,12 @@ def test_no_halts_goes_longer_hotter_toward_the_melt_and_under_pressure() -> Non
     assert (1500.0, None, None) in conditions  # 1200 x 1.25
     assert (1200.0, round(1.2 * 1358, 3), None) in conditions  # ramp toward Cu's melt
     assert {(1200.0, None, 0.0), (1200.0, None, 5.0)} <= conditions  # NPT, one higher pressure
-    assert second[0].options["n_atoms"] == config.exploration.target_atoms
+    assert second[0].n_atoms == config.exploration.target_atoms
     third = plan_exploration(ran(first) + ran(second), config, 3)
     assert {t.steps for t in third} == {8000}
     # 1200 x 1.25^2 = 1875 K is above 1.3 x Cu's melting point: capped there
     assert max(t.temperature for t in third) == pytest.approx(1.3 * 1358)
-    assert third[0].options["n_atoms"] == 2 * config.exploration.target_atoms
+    assert third[0].n_atoms == 2 * config.exploration.target_atoms
 
 
 def test_many_halts_at_1200_k_get_more_walkers_there() -> None:
@@ -88,7 +88,7 @@ def test_many_halts_at_1200_k_get_more_walkers_there() -> None:
 def test_halts_only_in_npt_shift_walkers_to_pressure() -> None:
     config = cu_config(temperatures=[600], pressures_gpa=[0, 10], steps=1000, walkers=2)
     tasks = [ExplorationTask(name=f"t{k}", engine="lammps", temperature=600,
-                             pressure_gpa=p, steps=1000, options={"iteration": 1, "walkers": 2})
+                             pressure_gpa=p, steps=1000, iteration=1, walkers=2)
              for k, p in enumerate([None, None, 10.0, 10.0])]
     history = ran(tasks, halted=lambda t: t.pressure_gpa == 10.0)
     plan = plan_exploration(history, config, 2)
@@ -100,16 +100,19 @@ def test_halts_only_in_npt_shift_walkers_to_pressure() -> None:
 
 
 def test_summary_records_from_the_driver_are_accepted() -> None:
+    """Also the summary.json of campaigns written before tasks had typed fields."""
     config = cu_config(temperatures=[300, 1200], walkers=1)
-    records = [{"task": {"temperature": t, "temperature_end": None, "pressure_gpa": None,
-                         "steps": 2000, "options": {"iteration": 1, "walkers": 1}},
-                "halted": t == 1200, "halt_step": 50 if t == 1200 else None, "max_gamma": 7.0}
+    records = [{"task": {"name": f"T{t}", "engine": "lammps", "temperature": t,
+                         "temperature_end": None, "pressure_gpa": None, "steps": 2000,
+                         "options": {"iteration": 1, "walkers": 1, "n_atoms": 64}},
+                "halted": t == 1200, "halt_step": 50 if t == 1200 else None, "max_gamma": 7.0,
+                "steps_done": 50 if t == 1200 else 2000, "iteration": 1}
                for t in (300, 1200)]
     from_records = plan_exploration(records, config, 2)
     from_results = plan_exploration(
         ran(plan_exploration([], config, 1), halted=lambda t: t.temperature == 1200), config, 2)
     assert walkers_per_condition(from_records) == walkers_per_condition(from_results)
-    with pytest.raises(ValueError, match="exploration history record"):
+    with pytest.raises(ValueError, match="exploration record lacks"):
         plan_exploration([{"halted": True}], config, 2)
 
 
@@ -153,7 +156,7 @@ def test_kmc_after_md_quiet_starts_once_md_is_quiet_and_stays() -> None:
     history = halting + ran(second)  # iteration 2: MD quiet
     third = plan_exploration(history, config, 3)
     kmc = kmc_only(third)
-    assert len(kmc) == 2 and {t.options["max_steps"] for t in kmc} == {3}
+    assert len(kmc) == 2 and {t.steps for t in kmc} == {3}
     assert len({t.seed for t in kmc}) == 2 and [t.structure_index for t in kmc] == [0, 1]
     # the MD part is unchanged by the kMC tasks
     assert md_only(third) == plan_exploration(history, cu_config(temperatures=[300, 900],
@@ -162,13 +165,13 @@ def test_kmc_after_md_quiet_starts_once_md_is_quiet_and_stays() -> None:
     history += ran(third, halted=lambda t: True)
     fourth = kmc_only(plan_exploration(history, config, 4))
     assert [t.seed for t in fourth] == [t.seed for t in kmc]
-    assert {t.options["max_steps"] for t in fourth} == {3}
-    assert "rerun" in fourth[0].options["reason"]
+    assert {t.steps for t in fourth} == {3}
+    assert "rerun" in fourth[0].reason
     # quiet kMC: more steps, x2 per quiet iteration, at most x8
     for iteration, factor in ((5, 2), (6, 4), (7, 8), (8, 8)):
         history += ran(plan_exploration(history, config, iteration - 1)) \
             if iteration > 5 else ran(fourth)
-        steps = {t.options["max_steps"] for t in kmc_only(
+        steps = {t.steps for t in kmc_only(
             plan_exploration(history, config, iteration))}
         assert steps == {3 * factor}, (iteration, steps)
 
@@ -189,8 +192,9 @@ def test_kmc_records_from_the_driver_keep_their_engine() -> None:
     config = cu_config(kmc={"schedule": "always"}, temperatures=[300], walkers=1)
     first = plan_exploration([], config, 1)
     records = [{"task": asdict(r.task), "halted": r.halted, "halt_step": r.halt_step,
-                "max_gamma": r.max_gamma} for r in ran(first, halted=lambda t: t.engine == "kmc")]
+                "max_gamma": r.max_gamma, "steps_done": r.steps_done}
+               for r in ran(first, halted=lambda t: t.engine == "kmc")]
     second = plan_exploration(records, config, 2)
     # the kMC halt does not count as an MD halt: MD is quiet and goes longer
     assert {t.steps for t in md_only(second)} == {2 * first[0].steps}
-    assert "rerun" in kmc_only(second)[0].options["reason"]
+    assert "rerun" in kmc_only(second)[0].reason

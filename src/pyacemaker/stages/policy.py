@@ -11,7 +11,7 @@ a pressure; ``None`` pressure means NVT):
    at 1.3 x the melting point for metals with a known one; for metals a temperature ramp
    from max(T) to 1.2 x the melting point (toward the melting region); NPT runs at
    ``pressures_gpa`` plus one higher pressure (max + 5 GPa); after two quiet iterations the
-   cells double in size (``options["n_atoms"]``).
+   cells double in size (``ExplorationTask.n_atoms``).
 3. **Halts**: every condition that halted gets twice the walkers of its previous run (up
    to ``max_walkers``); conditions that stayed quiet keep ``walkers`` walkers and get 2x
    the steps. When halts happened only in NPT runs while NVT runs were quiet, NVT
@@ -21,7 +21,8 @@ The task list is cut to ``max_tasks`` keeping halting conditions first. The engi
 configured one; ``auto`` means LAMMPS when it is available, else ASE. Seeds are derived
 from the campaign seed, iteration and task index, so a plan is reproducible.
 
-kMC tasks (``exploration.kmc``) come on top of the MD tasks, ``kmc.tasks`` of them, when
+Engines come in families (``ExplorationEngine.family``): the MD rules read the history of
+the ``md`` family, the kMC rules that of ``kmc``. kMC tasks (``exploration.kmc``) come on top of the MD tasks, ``kmc.tasks`` of them, when
 ``schedule`` is ``always``, or for ``after_md_quiet`` once an iteration's MD runs halted
 nothing (from then on in every iteration, so the stop criterion sees them). Their seeds
 do not depend on the iteration: after a halt is learned the same task reruns through the
@@ -38,7 +39,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from pyacemaker.config import CampaignConfig
-from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
+from pyacemaker.stages.explore.engines import engine_for
+from pyacemaker.stages.explore.result import ExplorationRecord, ExplorationResult, ExplorationTask
 
 MAX_STEP_FACTOR = 8
 HOTTER_FACTOR = 1.25
@@ -73,7 +75,11 @@ class ExplorationSummary:
     halt_step: int | None = None
     max_gamma: float = 0.0
     walkers: int = 1
-    engine: str = "md"
+    engine: str = "ase"
+
+    @property
+    def family(self) -> str:
+        return engine_for(self.engine).family
 
     @property
     def condition(self) -> Condition:
@@ -85,33 +91,17 @@ class ExplorationSummary:
 Condition = tuple[float, float | None, float | None]  # (T, T_end or None, P or None)
 
 
-def summarize(result: ExplorationResult | dict[str, Any]) -> ExplorationSummary:
-    """Summary of a result, or of its JSON record (a dict with ``task`` as a dict,
-    ``halted``, ``halt_step``, ``max_gamma``), as the driver stores them."""
+def summarize(result: ExplorationResult | ExplorationRecord | dict[str, Any]
+              ) -> ExplorationSummary:
+    """Summary of a result, of its record, or of the record's JSON form (summary.json)."""
     if isinstance(result, dict):
-        return _summarize_record(result)
+        result = ExplorationRecord.from_dict(result)
     task = result.task
     return ExplorationSummary(
-        iteration=int(task.options.get("iteration", 0)), temperature=task.temperature,
+        iteration=task.iteration, temperature=task.temperature,
         temperature_end=task.temperature_end, pressure_gpa=task.pressure_gpa,
         halted=result.halted, steps=task.steps, halt_step=result.halt_step,
-        max_gamma=result.max_gamma, walkers=int(task.options.get("walkers", 1)),
-        engine=task.engine)
-
-
-def _summarize_record(record: dict[str, Any]) -> ExplorationSummary:
-    try:
-        task = record["task"]
-        options = task.get("options") or {}
-        return ExplorationSummary(
-            iteration=int(options.get("iteration", record.get("iteration", 0))),
-            temperature=float(task["temperature"]),
-            temperature_end=task.get("temperature_end"), pressure_gpa=task.get("pressure_gpa"),
-            halted=bool(record["halted"]), steps=int(task["steps"]),
-            halt_step=record.get("halt_step"), max_gamma=float(record.get("max_gamma", 0.0)),
-            walkers=int(options.get("walkers", 1)), engine=str(task.get("engine", "md")))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"exploration history record lacks or mangles {exc}: {record!r}") from exc
+        max_gamma=result.max_gamma, walkers=task.walkers, engine=task.engine)
 
 
 @dataclass
@@ -123,15 +113,16 @@ class _Plan:
     halted_before: bool = False
 
 
-def plan_exploration(history: Sequence[ExplorationResult | ExplorationSummary | dict[str, Any]],
+def plan_exploration(history: Sequence[ExplorationResult | ExplorationRecord | ExplorationSummary
+                                       | dict[str, Any]],
                      config: CampaignConfig, iteration: int,
                      lammps_available: bool = True) -> list[ExplorationTask]:
     """The exploration tasks of ``iteration`` (see the module docstring for the rules)."""
     past = [h if isinstance(h, ExplorationSummary) else summarize(h) for h in history]
     past = [h for h in past if h.iteration < iteration]
-    md_past = [h for h in past if h.engine != "kmc"]
+    md_past = [h for h in past if h.family == "md"]
     return (_md_tasks(md_past, config, iteration, lammps_available)
-            + kmc_tasks([h for h in past if h.engine == "kmc"], md_past, config, iteration))
+            + kmc_tasks([h for h in past if h.family == "kmc"], md_past, config, iteration))
 
 
 def _md_tasks(past: list[ExplorationSummary], config: CampaignConfig, iteration: int,
@@ -180,8 +171,7 @@ def kmc_tasks(kmc_past: list[ExplorationSummary], md_past: list[ExplorationSumma
         name=f"it{iteration:03d}_kmc{walker}_T{settings.temperature:g}", engine="kmc",
         temperature=settings.temperature, steps=max_steps,
         seed=_seed(config.seed, -1, walker), structure_index=walker,
-        options={"iteration": iteration, "max_steps": max_steps, "reason": reason,
-                 "walkers": settings.tasks})
+        iteration=iteration, reason=reason, walkers=settings.tasks)
         for walker in range(settings.tasks)]
 
 
@@ -298,8 +288,8 @@ def _tasks(plans: list[_Plan], config: CampaignConfig, iteration: int,
                 engine=engine, temperature=t_start, temperature_end=t_end,
                 pressure_gpa=pressure, steps=plan.steps, timestep_fs=settings.timestep_fs,
                 seed=_seed(config.seed, iteration, index), structure_index=walker,
-                options={"iteration": iteration, "n_atoms": n_atoms, "reason": plan.reason,
-                         "walkers": plan.walkers}))
+                iteration=iteration, n_atoms=n_atoms, reason=plan.reason,
+                walkers=plan.walkers))
     return tasks
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pyacemaker.stages.explore.kmc import kmc_task
+
 from pathlib import Path
 
 import pytest
@@ -55,7 +57,7 @@ def test_kmc_tasks_run_from_the_kmc_pool_in_their_own_process(
     config = CampaignConfig(elements=["Cu"], exploration={"kmc": {
         "max_steps": 1, "searches_per_state": 1, "gamma_lower": 50.0, "gamma_upper": 1000.0}})
     tasks = [ExplorationTask(name="md", engine="ase", temperature=300, steps=20, seed=3),
-             ExplorationTask(name="kmc", engine="kmc", seed=2, options={"epicentres": [0]})]
+             kmc_task("kmc", config.exploration.kmc, seed=2, epicentres=(0,))]
     pool = [bulk("Cu", "fcc", a=3.6, cubic=True).repeat((2, 2, 2))]
     with Engine(SiteConfig(local_executor="threads"), tmp_path / "run") as engine:
         outcomes = {}

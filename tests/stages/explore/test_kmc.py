@@ -6,6 +6,8 @@ with pyeonclient's improved dimer: 0.7761 eV).
 
 from __future__ import annotations
 
+from pyacemaker.stages.explore.kmc import kmc_task
+
 import json
 import math
 from pathlib import Path
@@ -44,7 +46,7 @@ def emt_run(emt_workdir: Path) -> KMCRun:
     """Two kMC steps from a Cu vacancy cell at 500 K, three searches a state."""
     settings = KMCConfig(temperature=500.0, prefactor=1e12, searches_per_state=3,
                          confidence=0.9, max_steps=2)
-    task = ExplorationTask(name="kmc_emt", engine="kmc", seed=0)
+    task = kmc_task("kmc_emt", settings, seed=0)
     return run_akmc(task, vacancy_cell(), None, settings, emt_workdir, calculator=EMT())
 
 
@@ -100,8 +102,7 @@ def test_kmc_steps_use_htst_rates_and_advance_the_clock(emt_run: KMCRun,
 def test_computed_prefactor_is_a_harmonic_tst_attempt_frequency(tmp_path: Path) -> None:
     """prefactor: computed -> eOn's finite-difference Hessians at minimum and saddle."""
     settings = KMCConfig(prefactor="computed", searches_per_state=1, max_steps=1)
-    task = ExplorationTask(name="kmc_prefactor", engine="kmc", seed=0,
-                           options={"epicentres": [0]})
+    task = kmc_task("kmc_prefactor", settings, seed=0, epicentres=(0,))
     run = run_akmc(task, vacancy_cell(), None, settings, tmp_path, calculator=EMT())
     process = run.tables[0].processes[0]
     assert process.barrier == pytest.approx(EMT_VACANCY_HOP_EV, abs=0.01)

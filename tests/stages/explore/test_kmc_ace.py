@@ -9,6 +9,8 @@ built from, and the same kMC task runs again.
 
 from __future__ import annotations
 
+from pyacemaker.stages.explore.kmc import kmc_task
+
 from pathlib import Path
 
 import numpy as np
@@ -76,8 +78,7 @@ def kmc_settings(**overrides: object) -> KMCConfig:
 
 def task(name: str = "kmc_ace", iteration: int = 3) -> ExplorationTask:
     # epicentre 0 is a vacancy neighbour: the search climbs to the hop saddle
-    return ExplorationTask(name=name, engine="kmc", seed=2,
-                           options={"epicentres": [0], "iteration": iteration})
+    return kmc_task(name, kmc_settings(), seed=2, epicentres=(0,), iteration=iteration)
 
 
 def test_halts_when_the_active_set_does_not_cover_the_saddle(

@@ -119,7 +119,7 @@ def test_cold_run_completes_without_halting(record: PotentialRecord, tmp_path: P
 def test_hot_run_halts_and_returns_the_halted_frame(record: PotentialRecord, tmp_path: Path,
                                                     engine: str) -> None:
     task = ExplorationTask(name=f"hot_{engine}", engine=engine, temperature=6000,
-                           steps=3000, seed=5, options={"iteration": 4})
+                           steps=3000, seed=5, iteration=4)
     result = run_exploration(task, cubic_cu(), record, GAMMA_LOWER, GAMMA_UPPER, tmp_path)
     assert result.halted, result.message
     assert result.halt_step is not None and result.steps_done == result.halt_step < 3000
@@ -162,10 +162,10 @@ def test_ase_npt_compresses_under_pressure(record: PotentialRecord) -> None:
     assert outcome.final.get_volume() == pytest.approx(outcome.thermo[-1].volume)
 
 
-def test_temperature_ramp_and_supercell_from_options(record: PotentialRecord,
+def test_temperature_ramp_and_supercell_from_task_fields(record: PotentialRecord,
                                                      tmp_path: Path) -> None:
     task = ExplorationTask(name="ramp", engine="lammps", temperature=100,
-                           temperature_end=900, steps=100, seed=2, options={"n_atoms": 100})
+                           temperature_end=900, steps=100, seed=2, n_atoms=100)
     run_exploration(task, bulk("Cu", "fcc", a=3.6, cubic=True), record, 50.0, 100.0, tmp_path)
     text = (tmp_path / "in.lammps").read_text()
     assert "fix md all nvt temp 100 900" in text

@@ -44,6 +44,7 @@ class RunContext:
 
 class ExplorationEngine(Protocol):
     name: str  # ExplorationTask.engine
+    family: str  # "md" or "kmc": which rules of the policy plan its tasks, which report table
     label: str  # as a person reads it in the log and the stop reasons
     step_unit: str
 
@@ -68,6 +69,7 @@ class MDEngine:
     name: str
     label: str
     step_unit: str = "step"
+    family: str = "md"
 
     def needed_before_convergence(self, config: CampaignConfig) -> bool:
         return False  # every iteration runs MD anyway
@@ -94,6 +96,7 @@ class KMCEngine:
     name: str = "kmc"
     label: str = "kMC"
     step_unit: str = "kMC step"
+    family: str = "kmc"
 
     def needed_before_convergence(self, config: CampaignConfig) -> bool:
         return config.exploration.kmc.schedule != "off"

@@ -55,7 +55,7 @@ def run_exploration(task: ExplorationTask, start: Atoms, potential: PotentialRec
     """
     workdir = Path(workdir).resolve()
     _check_inputs(task, start, potential, gamma_lower, gamma_upper, gamma_every)
-    start = sized_start(start, int(task.options.get("n_atoms", 0)))
+    start = sized_start(start, task.n_atoms)
     if baseline is None and potential.baseline:
         baseline = baseline_from_dict(potential.baseline)
     elements = _elements(potential, start)
@@ -137,7 +137,7 @@ def _result(task: ExplorationTask, thermo: list[ThermoRow], halt: tuple[int, flo
             provenance="md_halt" if halted and step == halt_step else "md_frame",
             gamma_max=float(gamma_max) if gamma_max is not None else float("nan"),
             source_task=task.name,
-            iteration=int(task.options.get("iteration", 0)),
+            iteration=task.iteration,
             temperature=task.temperature,
         )
     steps_done = thermo[-1].step if thermo else 0

@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 
 from pyacemaker.datastore import DataStore
 from pyacemaker.layout import all_exploration_summaries
+from pyacemaker.stages.explore.engines import engine_for
+from pyacemaker.stages.explore.result import read_records
 from pyacemaker.state import WorkflowState
 
 MONITORING_FILE = "monitoring.db"
@@ -68,18 +70,16 @@ class KMCRow(BaseModel):
 def collect_kmc(workdir: Path) -> list[KMCRow]:
     rows = []
     for summary in all_exploration_summaries(Path(workdir)):
-        for record in json.loads(summary.read_text()):
-            if record["task"].get("engine") != "kmc":
+        for record in read_records(summary):
+            if engine_for(record.task.engine).family != "kmc":
                 continue
-            log_path = summary.parent / record["task"]["name"] / "kmc_log.json"
+            log_path = summary.parent / record.task.name / "kmc_log.json"
             log = json.loads(log_path.read_text()) if log_path.exists() else {}
             rows.append(KMCRow(
-                iteration=int(record.get("iteration", 0)), task=record["task"]["name"],
-                halted=bool(record["halted"]), steps=int(record.get("steps_done", 0)),
-                simulated_time_s=log.get("simulated_time_s"),
+                iteration=record.iteration, task=record.task.name, halted=record.halted,
+                steps=record.steps_done, simulated_time_s=log.get("simulated_time_s"),
                 barriers_ev=[float(step["barrier"]) for step in log.get("steps", [])],
-                max_gamma=float(record.get("max_gamma", 0.0)),
-                message=str(record.get("message", ""))))
+                max_gamma=record.max_gamma, message=record.message))
     return rows
 
 

@@ -20,7 +20,7 @@ from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog, ace_watchdog
 from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
 from pyacemaker.state import PotentialRecord
 
-__all__ = ["KMCRun", "run_akmc", "run_kmc"]
+__all__ = ["KMCRun", "kmc_task", "run_akmc", "run_kmc"]
 
 
 def run_kmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | None,
@@ -29,6 +29,13 @@ def run_kmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | No
     """Run one aKMC task from ``start``; halts when an ACE force call extrapolates.
     ``launch``: how the eonclient engine starts eonclient (the site's eon image)."""
     return run_akmc(task, start, potential, settings, workdir, calculator, launch).result
+
+
+def kmc_task(name: str, settings: KMCConfig, **fields: object) -> ExplorationTask:
+    """A kMC task at the settings' temperature and length (``fields`` override them)."""
+    values: dict[str, object] = {"temperature": settings.temperature,
+                                 "steps": settings.max_steps, **fields}
+    return ExplorationTask(name=name, engine="kmc", **values)  # type: ignore[arg-type]
 
 
 def run_akmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | None,
@@ -41,7 +48,7 @@ def run_akmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | N
         raise ValueError("run_kmc needs exactly one of potential (ACE) or calculator")
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    temperature = float(task.options.get("temperature", settings.temperature))
+    temperature = float(task.temperature)
     if settings.engine == "eonclient":
         from pyacemaker.stages.explore.kmc.eonclient import EonClientSearcher
 

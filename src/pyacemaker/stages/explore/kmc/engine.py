@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -77,12 +78,12 @@ def coordination_numbers(atoms: Atoms, scale: float = 1.2) -> np.ndarray:
 
 
 def epicentres(atoms: Atoms, gamma: np.ndarray | None, gamma_lower: float,
-               override: list[int] | None = None) -> list[int]:
+               override: Sequence[int] | None = None) -> list[int]:
     """Atoms around which searches start: given ones, else uncertain + under-coordinated."""
     if override:
         bad = [i for i in override if not 0 <= i < len(atoms)]
         if bad:
-            raise ValueError(f"task option 'epicentres': atom indices {bad} out of range "
+            raise ValueError(f"task field 'epicentres': atom indices {bad} out of range "
                              f"for {len(atoms)} atoms")
         return list(override)
     chosen: set[int] = set()
@@ -145,7 +146,7 @@ class AKMC:
     def _label(self, frame: Atoms, provenance: str) -> Atoms:
         frame = frame.copy()
         frame.info.update(provenance=provenance, source_task=self.task.name,
-                          iteration=int(self.task.options.get("iteration", 0)))
+                          iteration=self.task.iteration)
         return frame
 
     def _state_gamma(self) -> np.ndarray | None:
@@ -161,7 +162,7 @@ class AKMC:
         table = ProcessTable(reactant=state.copy(), energy=energy)
         self.tables.append(table)
         centres = epicentres(state, self._state_gamma(), self.settings.gamma_lower,
-                             self.task.options.get("epicentres"))
+                             self.task.epicentres)
         while table.searches < self.settings.searches_per_state:
             centre = int(self.rng.choice(centres))
             displacement = initial_displacement(state, centre, self.settings, self.rng)
@@ -192,7 +193,7 @@ class AKMC:
         step = 0
         halted, message, halt_frames = False, "", []
         energies: list[tuple[int, float]] = []
-        max_steps = int(self.task.options.get("max_steps", self.settings.max_steps))
+        max_steps = self.task.steps
         try:
             self._segment()
             state, energy = self.searcher.relax(start)
