@@ -11,8 +11,9 @@ from pyacemaker.decision import History, decide, not_converged_because, potentia
 
 CONFIG = CampaignConfig(elements=["Cu"], active_learning={
     "max_iterations": 5, "max_dft_calls": 100, "max_wall_time_h": 10})
-GOOD = {"potential_iteration": 1, "energy_rmse_mev_per_atom": 1.0,
-        "force_rmse_ev_per_a": 0.05, "verdict": "GO"}
+GOOD = {"potential_iteration": 1, "verdict": "GO"}
+ENERGY_NO_GO = ("NO-GO (energy RMSE on the held-out test split (6 structures): 12.3 meV/atom "
+                "(target <= 10))")
 LEARNED = frozenset({"explore", "select", "label", "fit", "validate"})
 
 
@@ -74,10 +75,9 @@ def test_quiet_exploration_of_an_unvalidated_potential_validates_it_first() -> N
 
 
 def test_quiet_but_failing_targets_learns_from_frames_with_a_reason() -> None:
-    decision = decide(history(2, ("explore",), frames=3, energy_rmse_mev_per_atom=9.0),
-                      CONFIG)
+    decision = decide(history(2, ("explore",), frames=3, verdict=ENERGY_NO_GO), CONFIG)
     assert decision.stage == "select"
-    assert "no halt, but energy RMSE 9.00 > 5.0 meV/atom" in decision.reason
+    assert "no halt, but validation NO-GO (energy RMSE on the held-out" in decision.reason
 
 
 def test_quiet_and_no_frames_is_complete_without_learning() -> None:
@@ -113,8 +113,8 @@ def test_quiet_with_frames_but_good_potential_converges() -> None:
 
 def test_not_converged_in_an_iteration_that_fitted() -> None:
     """The new potential has not explored yet: the next iteration must check it."""
-    decision = decide(history(2, tuple(LEARNED), halts=0, frames=3,
-                              energy_rmse_mev_per_atom=9.0), CONFIG)
+    decision = decide(history(2, tuple(LEARNED), halts=0, frames=3, verdict=ENERGY_NO_GO),
+                      CONFIG)
     assert decision.action == "next_iteration"
 
 
@@ -130,9 +130,20 @@ def test_no_go_blocks_convergence() -> None:
     assert decide(quiet, CONFIG).action == "next_iteration"
 
 
-def test_force_target_blocks_convergence() -> None:
-    quiet = history(2, ("explore",), frames=0, force_rmse_ev_per_a=0.5)
-    assert "force RMSE 0.500 > 0.15 eV/A" in decide(quiet, CONFIG).reason
+def test_an_error_target_missed_on_held_out_data_blocks_convergence() -> None:
+    """One set of error targets: the gate's, on held-out data; its NO-GO says which."""
+    force = "NO-GO (force RMSE on the held-out test split (6 structures): 0.5 eV/A (target <= 0.2))"
+    quiet = history(2, ("explore",), frames=0, verdict=force)
+    decision = decide(quiet, CONFIG)
+    assert decision.action == "next_iteration" and "force RMSE" in decision.reason
+
+
+def test_the_old_stopping_error_targets_are_refused_with_where_they_went() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="stopping.energy_rmse_mev_per_atom is now "
+                       "validation.energy_rmse_mev_per_atom"):
+        CampaignConfig(elements=["Cu"], stopping={"energy_rmse_mev_per_atom": 5.0})
 
 
 def test_require_no_halts_off_converges_despite_halts() -> None:
@@ -154,10 +165,10 @@ def test_require_no_halts_off_still_needs_targets_and_go() -> None:
 def test_max_iterations_stops_at_the_end_of_that_iteration() -> None:
     mid = history(5, ("explore",), halts=1, frames=2)
     assert decide(mid, CONFIG).stage == "select"  # not cut short mid-iteration
-    end = history(5, tuple(LEARNED), halts=1, frames=2, energy_rmse_mev_per_atom=8.0)
+    end = history(5, tuple(LEARNED), halts=1, frames=2, verdict=ENERGY_NO_GO)
     decision = decide(end, CONFIG)
     assert decision.stop and decision.reason.startswith("budget: max_iterations=5 reached")
-    assert "not converged: energy RMSE 8.00" in decision.reason
+    assert "not converged: validation NO-GO (energy RMSE" in decision.reason
 
 
 def test_convergence_wins_over_the_iteration_budget() -> None:
@@ -194,7 +205,7 @@ def test_unvalidated_potential_is_a_problem() -> None:
 
 
 def test_not_converged_lists_everything_at_once() -> None:
-    facts = replace(history(energy_rmse_mev_per_atom=6.0, verdict="NO-GO (x)"),
-                    pending_engines=("kMC",))
+    facts = replace(history(verdict="NO-GO (x)"), pending_engines=("kMC", "other"))
     reasons = not_converged_because(facts, CONFIG)
-    assert len(reasons) == 3 and reasons[-1] == "kMC exploration has not run yet"
+    assert reasons == ["validation NO-GO (x)", "kMC exploration has not run yet",
+                       "other exploration has not run yet"]

@@ -143,14 +143,11 @@ class Campaign:
         """The campaign so far, as the decision function sees it."""
         state = self.state
         pot = state.potential
-        metrics = pot.metrics if pot else {}
         return History(
             iteration=state.iteration, done=state.stages_done(),
             halts=state.halts.get(state.iteration, 0),
             frames=self._frames_found(),
             potential_iteration=pot.iteration if pot else None,
-            energy_rmse_mev_per_atom=metrics.get("energy_rmse_mev_per_atom"),
-            force_rmse_ev_per_a=metrics.get("force_rmse_ev_per_a"),
             verdict=state.validation.get(pot.iteration) if pot else None,
             dft_calls=self.dft_calls(),
             elapsed_h=(state.elapsed_s + time.monotonic() - self._started) / 3600,

@@ -11,14 +11,15 @@ An iteration:
     iteration k:  explore [-> validate_previous] -> select -> label -> fit [-> validate]
 
 Iteration k skips select/label/fit when exploration found nothing to learn: no frame above
-gamma_lower, or no halt while the potential already meets every target. At the end of an
+gamma_lower, or no halt while the potential's validation already said GO. At the end of an
 iteration ("a boundary") the stop rule is, in order:
 
 1. converged: the current potential explored without a halt (it was not refitted in this
-   iteration), it meets the error targets of ``stopping``, its validation said GO, and
-   every engine that must run quietly before convergence (kMC) has. With
-   ``stopping.require_no_halts: false`` a potential that meets the targets and passed
-   validation converges even if its exploration halted.
+   iteration), its validation said GO, and every engine that must run quietly before
+   convergence (kMC) has. GO includes the one set of error targets
+   (``validation.energy_rmse_mev_per_atom`` ...), judged by the gate on held-out data, so
+   no second set of targets exists here. With ``stopping.require_no_halts: false`` a
+   potential whose validation said GO converges even if its exploration halted.
 2. budget: ``max_iterations`` reached, then ``max_dft_calls``, then ``max_wall_time_h``.
 
 Otherwise the next iteration starts. Budgets are judged at boundaries only, so an
@@ -47,9 +48,8 @@ class History:
     halts: int = 0  # exploration tasks that halted in the current iteration
     frames: int = 0  # frames above gamma_lower found in the current iteration
     potential_iteration: int | None = None  # iteration that fitted the current potential
-    energy_rmse_mev_per_atom: float | None = None  # of the current potential's fit
-    force_rmse_ev_per_a: float | None = None
-    verdict: str | None = None  # the current potential's validation verdict (None: none)
+    # the current potential's validation verdict ("GO", "NO-GO (reasons)"; None: none yet)
+    verdict: str | None = None
     dft_calls: int = 0
     elapsed_h: float = 0.0
     # engines that must explore (quietly) in this iteration before it may converge
@@ -74,25 +74,14 @@ def _run(stage: Stage, reason: str = "") -> Decision:
 
 
 def potential_problems(history: History, config: CampaignConfig) -> list[str]:
-    """Why the current potential is not good enough yet (empty: it meets every target)."""
+    """Why the current potential is not good enough yet (empty: its validation said GO)."""
     if history.potential_iteration is None:
         return ["no potential yet"]
-    stop = config.stopping
-    problems = []
-    energy = history.energy_rmse_mev_per_atom
-    force = history.force_rmse_ev_per_a
-    if energy is None or energy > stop.energy_rmse_mev_per_atom:
-        shown = "unknown" if energy is None else f"{energy:.2f}"
-        problems.append(f"energy RMSE {shown} > {stop.energy_rmse_mev_per_atom} meV/atom")
-    if force is None or force > stop.force_rmse_ev_per_a:
-        shown = "unknown" if force is None else f"{force:.3f}"
-        problems.append(f"force RMSE {shown} > {stop.force_rmse_ev_per_a} eV/A")
     if history.verdict is None:
-        problems.append(f"the potential of iteration {history.potential_iteration} is not "
-                        "validated")
-    elif not history.verdict.startswith("GO"):
-        problems.append(f"validation {history.verdict}")
-    return problems
+        return [f"the potential of iteration {history.potential_iteration} is not validated"]
+    if not history.verdict.startswith("GO"):
+        return [f"validation {history.verdict}"]
+    return []
 
 
 def not_converged_because(history: History, config: CampaignConfig) -> list[str]:
@@ -144,8 +133,8 @@ def decide(history: History, config: CampaignConfig) -> Decision:
     if may_converge and not waiting:
         if explored_quietly:
             return Decision("stop", reason=f"converged: no exploration task halted in "
-                            f"iteration {it}, error targets met, validation GO")
-        return Decision("stop", reason="converged: error targets met, validation GO "
+                            f"iteration {it}, validation GO")
+        return Decision("stop", reason="converged: validation GO "
                         "(stopping.require_no_halts is off)")
     if it >= al.max_iterations:
         return Decision("stop", reason=f"budget: max_iterations={al.max_iterations} reached"

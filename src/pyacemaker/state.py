@@ -66,7 +66,7 @@ class WorkflowState(BaseModel):
     stages: dict[str, StageRecord] = Field(default_factory=dict)
     potential: PotentialRecord | None = None
     potentials: list[PotentialRecord] = Field(default_factory=list)
-    dataset: str | None = None
+    dataset: str | None = None  # unused; kept so that state.json files of older campaigns load
     dft_calls: int = 0
     reference_energies: dict[str, float] = Field(
         default_factory=dict, description="eV per element, fixed at the first fit")

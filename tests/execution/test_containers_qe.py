@@ -6,30 +6,16 @@ inside must equal the native one: same program, same libraries, same numbers."""
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
-from hpc_support import REPO, label_si2, write_si2_input
+from hpc_support import label_si2, write_si2_input
 
 from pyacemaker.config import ContainerSettings, SiteConfig, StageResources
 from pyacemaker.execution import Engine, launch_for
 from pyacemaker.programs import Launch, run_program
 
-IMAGE = REPO / "build" / "containers" / "qe"
 pytestmark = pytest.mark.timeout(600)
-
-
-@pytest.fixture(scope="session")
-def qe_image() -> Path:
-    if shutil.which("ch-run") is None:
-        pytest.fail("ch-run not found: make setup installs charliecloud-runtime")
-    step = subprocess.run(["bash", str(REPO / "scripts/setup.d/qe_image.sh")],
-                          capture_output=True, text=True, timeout=900)
-    assert step.returncode == 0, f"QE image build failed:\n{step.stdout}\n{step.stderr}"
-    assert (IMAGE / ".pyacemaker-image").is_file(), f"no image at {IMAGE}:\n{step.stdout}"
-    return IMAGE
 
 
 def container_site(image: Path, ranks: int = 1) -> SiteConfig:

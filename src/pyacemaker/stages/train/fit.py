@@ -111,8 +111,7 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     potential = workdir / POTENTIAL_YAML
     # pacemaker's helpers run where pacemaker ran (its container), as serial programs
     tools = launch.with_ranks(1) if launch is not None else None
-    run_program(["pace_yaml2yace", POTENTIAL_YAML, "-o", POTENTIAL_YACE], workdir,
-                timeout_s=600, env=TRAIN_ENV, log_name="yaml2yace", check=True, launch=tools)
+    write_yace(workdir, launch=tools)
     build_active_set(potential, workdir / "fitting_data_info.pckl.gzip", workdir, launch=tools)
 
     metrics = fit_metrics(workdir)
@@ -200,6 +199,13 @@ def _check_dataset_meta(dataset: Path, baseline: PairBaseline | None,
         raise ValueError(f"{dataset}: written with reference energies {recorded}, "
                          f"not {reference_energies}")
     return reference_energies if reference_energies is not None else recorded
+
+
+def write_yace(workdir: Path, launch: Launch | None = None) -> Path:
+    """``pace_yaml2yace``: the fitted potential as the .yace LAMMPS and pyace read."""
+    run_program(["pace_yaml2yace", POTENTIAL_YAML, "-o", POTENTIAL_YACE], workdir,
+                timeout_s=600, env=TRAIN_ENV, log_name="yaml2yace", check=True, launch=launch)
+    return Path(workdir) / POTENTIAL_YACE
 
 
 def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path,
