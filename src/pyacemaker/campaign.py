@@ -279,16 +279,20 @@ class Campaign:
             plan_refit,
             warm_fit_degraded,
         )
+        from pyacemaker.execution.scoring import judge_new_fit
+        from pyacemaker.stages.validation_set import VALIDATION, assign_splits
 
         settings = self.config.training
-        plan = plan_refit(self.state.iteration, self.state.potential, settings,
-                          self.state.last_full_refit)
+        current = self.state.potential
+        plan = plan_refit(self.state.iteration, current, settings, self.state.last_full_refit)
         folder = self._iter_dir("fit")
         refs = self._reference_energies()
-        baseline = self._baseline()
+        assign_splits(self.datastore, self.state.iteration,
+                      self.config.validation.validation_fraction, self.config.seed)
         dataset = export_training_set(self.datastore, folder / "dataset.pckl.gzip", refs,
-                                      baseline)
-        n_structures = self.datastore.count(status="labelled")
+                                      self._baseline())
+        n_structures = (self.datastore.count(status="labelled")
+                        - self.datastore.count(status="labelled", split=VALIDATION))
         log.info("   fitting on %d structures (%s: %s)", n_structures, plan.mode, plan.reason)
         def fit(workdir: Path, initial: Path | None, iterations: int) -> PotentialRecord:
             return self.engine.submit(
@@ -300,20 +304,24 @@ class Campaign:
 
         mode = plan.mode
         record = fit(folder, plan.initial_potential, plan.max_iterations)
-        if mode == "warm" and self.state.potential is not None:
-            degraded = warm_fit_degraded(self.state.potential, record)
+        if mode == "warm" and current is not None:
+            degraded = warm_fit_degraded(current, record)
             if degraded:
                 log.info("   %s: full refit instead", degraded)
                 mode = "full"
                 record = fit(self._iter_dir("fit_full"), None, settings.max_iterations)
-        self.state.potential = record
+        record = judge_new_fit(self.engine, current, record, self.config.validation,
+                               self.workdir, self.workdir / DATASTORE_FILE)
+        if record.deployed:
+            self.state.potential = record
         self.state.potentials.append(record)
         if mode == "full":
             self.state.last_full_refit = self.state.iteration
         m = record.metrics
         return (f"{mode} fit on {n_structures} structures: "
                 f"E RMSE {m.get('energy_rmse_mev_per_atom', float('nan')):.2f} meV/atom, "
-                f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A")
+                f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A"
+                + ("" if record.deployed else f"; NOT deployed ({record.choice})"))
 
     def _baseline(self) -> Any:
         from pyacemaker.stages.train import resolve_baseline

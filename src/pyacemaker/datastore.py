@@ -113,6 +113,12 @@ class DataStore:
         kvp.update(status="quarantined", reason=reason[:500])
         self._replace(row_id, row.toatoms(), kvp, data)
 
+    def set_split(self, row_ids: Iterable[int], split: str) -> None:
+        """Mark rows as ``validation`` (held out of every fit) or ``train``, in one transaction."""
+        with self._db:
+            for row_id in row_ids:
+                self._db.update(row_id, split=split)
+
     def _replace(self, row_id: int, atoms: Atoms, kvp: dict[str, Any],
                  data: dict[str, Any]) -> None:
         # ase.db's update() cannot drop old calculator results; write(id=...) rewrites the

@@ -143,9 +143,16 @@ def held_out_structures(record: PotentialRecord, store: DataStore,
                         workdir: Path) -> tuple[list[Atoms], str]:
     """Labelled structures the potential was not fitted to, and what they are.
 
-    First choice: pacemaker's own test split of that fit (``test_data_info.pckl.gzip`` next
-    to the potential), found in the data lake by structure. Otherwise structures labelled
-    after the fit's iteration. Otherwise the training set itself, named as such."""
+    First choice: the campaign's fixed validation set (``stages/validation_set.py``), held
+    out of every fit. For campaigns without one: pacemaker's own test split of that fit
+    (``test_data_info.pckl.gzip`` next to the potential), found in the data lake by
+    structure; else structures labelled after the fit's iteration; else the training set
+    itself, named as such."""
+    from pyacemaker.stages.validation_set import validation_structures
+
+    fixed = validation_structures(store)
+    if fixed:
+        return fixed, "fixed validation set (never fitted)"
     fit_dir = resolve_path(workdir, record.yaml).parent
     test_file = fit_dir / "test_data_info.pckl.gzip"
     if test_file.is_file() and "ase_atoms" in (frame := pd.read_pickle(

@@ -47,6 +47,9 @@ class PotentialRecord(BaseModel):
     dataset: str | None = Field(None, description="the training set the fit read")
     mode: str | None = Field(None, description="full fit, or warm start from a previous one")
     inputs_hash: str | None = Field(None, description="of dataset + input.yaml + argv (reuse)")
+    deployed: bool = Field(True, description="False: worse than the potential it would "
+                           "have replaced on the validation set; kept for the record only")
+    choice: str = Field("", description="why it was (not) deployed")
 
 
 class StageRecord(BaseModel):

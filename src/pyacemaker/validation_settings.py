@@ -46,6 +46,16 @@ class ValidationSettings(StrictModel):
         (0.75, 1.35), description="V/V0 range scanned for spurious minima and pressure "
         "monotonicity.")
     eos_points: int = Field(31, ge=7)
+    validation_fraction: float = Field(
+        0.15, ge=0, lt=1, description="Of each iteration's labelled structures, the share "
+        "held out of every fit as the campaign's fixed validation set (0: none; the gate "
+        "then uses each fit's own test split).")
+    min_validation_structures: int = Field(
+        5, ge=1, description="Fewer validation structures: the error targets are not judged "
+        "(a NO-GO says so).")
+    regression_tolerance: float = Field(
+        0.05, ge=0, description="A new fit whose validation-set error score is more than "
+        "this fraction above the current potential's is not deployed.")
     energy_rmse_mev_per_atom: float = Field(10.0, gt=0, description="Held-out set target.")
     force_rmse_ev_per_a: float = Field(0.2, gt=0, description="Held-out set target.")
     stress_rmse_gpa: float = Field(1.0, gt=0, description="Held-out set target (if stresses).")

@@ -127,10 +127,13 @@ def read_dataset_meta(dataset: Path) -> dict[str, Any] | None:
 
 def export_training_set(datastore: DataStore, path: Path, reference_energies: dict[str, float],
                         baseline: PairBaseline | None = None) -> Path:
-    """All labelled structures of the data lake as a pacemaker dataset."""
-    structures = datastore.atoms(status="labelled")
+    """The labelled structures of the data lake outside the validation set, as a pacemaker
+    dataset."""
+    from pyacemaker.stages.validation_set import training_structures
+
+    structures = training_structures(datastore)
     if not structures:
-        raise ValueError(f"{datastore.path}: no labelled structures to export")
+        raise ValueError(f"{datastore.path}: no labelled training structures to export")
     return write_training_set(structures, path, reference_energies, baseline)
 
 

@@ -211,6 +211,13 @@ def _dft_eos_checks(label: str, eos: EOSResult, relaxed: Atoms, labelled: Sequen
 
 def _error_checks(errors: ErrorResult, settings: ValidationSettings) -> list[Check]:
     overall = errors.overall
+    if overall.n_structures < settings.min_validation_structures:
+        return [Check(name="errors", passed=False, value=float(overall.n_structures),
+                      threshold=float(settings.min_validation_structures),
+                      message=f"the {errors.set_name} has {overall.n_structures} structures, "
+                      f"fewer than validation.min_validation_structures="
+                      f"{settings.min_validation_structures}: the error targets are not "
+                      "judged (label more, or raise validation.validation_fraction)")]
     targets = [("energy RMSE", overall.energy_rmse_mev_per_atom,
                 settings.energy_rmse_mev_per_atom, "meV/atom"),
                ("force RMSE", overall.force_rmse_ev_per_a, settings.force_rmse_ev_per_a, "eV/A")]

@@ -1,0 +1,49 @@
+"""The campaign's fixed validation set: labelled structures held out of every fit.
+
+After each labelling stage, a fixed fraction (``validation.validation_fraction``) of the
+iteration's labelled structures is marked ``split=validation`` in the data lake and the rest
+``split=train``; a row is assigned once and never moves, so a structure that any fit saw is
+never in the validation set, and errors on it are comparable across iterations. Rows of
+campaigns started before the split existed carry no split and count as training data.
+The gate's error targets and the best-so-far rule (``stages/train/best.py``) use this set.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from ase import Atoms
+
+from pyacemaker.datastore import DataStore
+
+VALIDATION = "validation"
+TRAIN = "train"
+
+
+def assign_splits(store: DataStore, iteration: int, fraction: float, seed: int) -> list[int]:
+    """Give this iteration's unassigned labelled rows their split; returns the row ids
+    newly put into the validation set (the same ones whatever order rows came in)."""
+    rows = [row for row in store.rows(status="labelled")
+            if int(row.get("iteration") or 0) == iteration]
+    unassigned = sorted(row.id for row in rows if row.get("split") is None)
+    if not unassigned:
+        return []
+    have = sum(1 for row in rows if row.get("split") == VALIDATION)
+    want = math.floor(fraction * len(rows) + 0.5) if fraction > 0 else 0
+    n_new = min(max(want - have, 0), len(unassigned))
+    rng = np.random.default_rng([seed, iteration, 104729])
+    chosen = sorted(int(i) for i in rng.choice(unassigned, size=n_new, replace=False))
+    store.set_split(chosen, VALIDATION)
+    store.set_split(sorted(set(unassigned) - set(chosen)), TRAIN)
+    return chosen
+
+
+def validation_structures(store: DataStore) -> list[Atoms]:
+    return store.atoms(status="labelled", split=VALIDATION)
+
+
+def training_structures(store: DataStore) -> list[Atoms]:
+    """Every labelled structure not in the validation set."""
+    return [DataStore.row_to_atoms(row) for row in store.rows(status="labelled")
+            if row.get("split") != VALIDATION]

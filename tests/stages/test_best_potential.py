@@ -1,0 +1,91 @@
+"""Never deploy a regression: the choice rule over made-up scores, then with real fits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from ace_fixtures import FittedPotential, cu_training_structures, tiny_training_settings
+
+from pyacemaker.config import SiteConfig
+from pyacemaker.datastore import DataStore
+from pyacemaker.execution import Engine
+from pyacemaker.execution.scoring import judge_new_fit
+from pyacemaker.stages.train.best import choose_potential
+from pyacemaker.stages.validate.errors import ErrorMetrics
+from pyacemaker.stages.validation_set import VALIDATION
+from pyacemaker.state import PotentialRecord
+from pyacemaker.validation_settings import ValidationSettings
+
+SETTINGS = ValidationSettings()  # targets 10 meV/atom, 0.2 eV/A; tolerance 5 %
+
+
+def errors(energy: float, force: float, n: int = 6) -> ErrorMetrics:
+    return ErrorMetrics(n_structures=n, n_with_stress=0, energy_rmse_mev_per_atom=energy,
+                        energy_mae_mev_per_atom=energy, force_rmse_ev_per_a=force,
+                        force_mae_ev_per_a=force)
+
+
+def record(iteration: int) -> PotentialRecord:
+    return PotentialRecord(iteration=iteration, yaml=f"iter_{iteration:03d}/fit/p.yaml")
+
+
+def test_the_first_fit_is_deployed() -> None:
+    assert choose_potential(None, None, record(0), errors(50, 1), SETTINGS).deploy
+
+
+def test_a_worse_fit_is_not_deployed_and_the_reason_says_by_how_much() -> None:
+    choice = choose_potential(record(1), errors(7.3, 0.10), record(3), errors(99.7, 0.12),
+                              SETTINGS)
+    assert not choice.deploy
+    assert "worse than the current potential" in choice.reason
+    assert "E 99.70 vs 7.30 meV/atom" in choice.reason and "iteration 1" in choice.reason
+
+
+def test_better_or_equal_within_tolerance_is_deployed() -> None:
+    assert choose_potential(record(1), errors(8, 0.1), record(2), errors(6, 0.09),
+                            SETTINGS).deploy
+    # score 0.8 + 0.5 = 1.3 vs 1.3 * 1.04: within the 5 % tolerance
+    assert choose_potential(record(1), errors(8, 0.1), record(2), errors(8.32, 0.104),
+                            SETTINGS).deploy
+    # a trade: forces much better, energy a bit worse -> the normalised sum decides
+    assert choose_potential(record(1), errors(5, 0.2), record(2), errors(6, 0.1),
+                            SETTINGS).deploy
+
+
+def test_without_a_validation_set_the_newest_fit_is_used() -> None:
+    choice = choose_potential(record(1), None, record(2), None, SETTINGS)
+    assert choice.deploy and "no validation set" in choice.reason
+
+
+@pytest.fixture(scope="module")
+def undertrained(cu_ace_potential: FittedPotential,
+                 tmp_path_factory: pytest.TempPathFactory) -> PotentialRecord:
+    """The same data as the good fixture, fitted worse on purpose: 2 BFGS steps."""
+    from pyacemaker.stages.train import fit_potential, write_training_set
+
+    workdir = tmp_path_factory.mktemp("undertrained")
+    dataset = write_training_set(cu_ace_potential.training_structures,
+                                 workdir / "cu.pckl.gzip", cu_ace_potential.reference_energies)
+    return fit_potential(dataset, ["Cu"], tiny_training_settings(max_iterations=2),
+                         workdir / "fit", iteration=2,
+                         reference_energies=cu_ace_potential.reference_energies)
+
+
+def test_a_fit_made_worse_on_purpose_is_not_deployed(
+        cu_ace_potential: FittedPotential, undertrained: PotentialRecord,
+        tmp_path: Path) -> None:
+    """Real pacemaker fits, scored by the real light task on a validation set of other EMT
+    cells: the undertrained fit does not replace the good one; the other way round it does."""
+    store = DataStore(tmp_path / "data.db")
+    store.set_split(store.add_many(cu_training_structures(seed=11)[10:30]), VALIDATION)
+    good = cu_ace_potential.record.model_copy(update={"iteration": 1})
+    with Engine(SiteConfig(local_executor="threads"), tmp_path / "run") as engine:
+        rejected = judge_new_fit(engine, good, undertrained.model_copy(), SETTINGS,
+                                 tmp_path, store.path)
+        accepted = judge_new_fit(engine, undertrained, good.model_copy(), SETTINGS,
+                                 tmp_path, store.path)
+    assert not rejected.deployed and "worse than the current potential" in rejected.choice
+    assert accepted.deployed
+    assert rejected.metrics["validation_score"] > 1.05 * accepted.metrics["validation_score"]
+    assert rejected.metrics["validation_structures"] == 20

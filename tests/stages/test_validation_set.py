@@ -1,0 +1,64 @@
+"""The fixed validation set: assigned once per labelled row, never fitted, grown per iteration."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ace_fixtures import cu_training_structures
+
+from pyacemaker.datastore import DataStore, structure_fingerprint
+from pyacemaker.stages.train import export_training_set, read_training_structures
+from pyacemaker.stages.validation_set import (
+    VALIDATION,
+    assign_splits,
+    training_structures,
+    validation_structures,
+)
+
+
+def store_with(tmp_path: Path, iterations: dict[int, int]) -> DataStore:
+    store = DataStore(tmp_path / "data.db")
+    structures = iter(cu_training_structures())
+    for iteration, n in iterations.items():
+        for _ in range(n):
+            atoms = next(structures)
+            atoms.info["iteration"] = iteration
+            store.add(atoms)
+    return store
+
+
+def test_a_fraction_of_each_iteration_is_held_out_and_never_moves(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {0: 20, 1: 6})
+    chosen = assign_splits(store, 0, 0.15, seed=42)
+    assert len(chosen) == 3  # floor(0.15 * 20 + 0.5)
+    assert assign_splits(store, 0, 0.15, seed=42) == []  # assigned once
+    assert len(assign_splits(store, 1, 0.15, seed=42)) == 1
+    assert len(validation_structures(store)) == 4
+    assert len(training_structures(store)) == 22
+    held = {row.id for row in store.rows(split=VALIDATION)}
+    assert set(chosen) <= held
+    # more labels in iteration 1 later (a resumed labelling): the share is topped up only
+    for atoms in cu_training_structures(seed=3)[20:34]:
+        atoms.info["iteration"] = 1
+        store.add(atoms)
+    assign_splits(store, 1, 0.15, seed=42)
+    assert held <= {row.id for row in store.rows(split=VALIDATION)}
+    assert store.count(split=VALIDATION, iteration=1) == round(0.15 * store.count(iteration=1))
+
+
+def test_the_choice_is_reproducible_and_zero_disables_it(tmp_path: Path) -> None:
+    one = assign_splits(store_with(tmp_path / "a", {0: 20}), 0, 0.15, seed=7)
+    two = assign_splits(store_with(tmp_path / "b", {0: 20}), 0, 0.15, seed=7)
+    assert one == two
+    off = store_with(tmp_path / "c", {0: 20})
+    assert assign_splits(off, 0, 0.0, seed=7) == [] and not validation_structures(off)
+
+
+def test_the_training_set_export_leaves_the_validation_set_out(tmp_path: Path) -> None:
+    store = store_with(tmp_path, {0: 20})
+    assign_splits(store, 0, 0.25, seed=1)
+    dataset = export_training_set(store, tmp_path / "d.pckl.gzip", {"Cu": 0.0})
+    exported = read_training_structures(dataset)
+    assert len(exported) == 15
+    held = {structure_fingerprint(a) for a in validation_structures(store)}
+    assert len(held) == 5 and not held & {structure_fingerprint(a) for a in exported}
