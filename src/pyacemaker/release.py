@@ -32,11 +32,8 @@ from pyacemaker.state import (
     load_state,
 )
 from pyacemaker.stages.validate import VALIDATION_FILE, ValidationReport, validate_potential
-from pyacemaker.stages.validate.crystal import (
-    CalculatorFactory,
-    default_crystals,
-    load_crystals,
-)
+from pyacemaker.stages.validate.crystal import CalculatorFactory, validation_crystals
+from pyacemaker.stages.validate.reference import CrystalReference
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
@@ -172,24 +169,29 @@ def held_out_structures(record: PotentialRecord, store: DataStore,
 
 
 def validate_record(record: PotentialRecord, config: CampaignConfig, store: DataStore,
-                    workdir: Path) -> ValidationReport:
-    """Run the quality gate on one potential of the campaign and save its report."""
+                    workdir: Path, references: dict[str, CrystalReference] | None = None,
+                    reference_failures: dict[str, str] | None = None) -> ValidationReport:
+    """Run the quality gate on one potential of the campaign and save its report.
+
+    ``references``: the campaign's DFT references (``execution/references.py``); without
+    them the oracle is the reference only when it is cheap (EMT), computed here."""
     workdir = Path(workdir)
     settings = config.validation
-    crystals = (load_crystals(settings.structures) if settings.structures
-                else default_crystals(config.elements))
+    crystals = validation_crystals(settings.structures, config.elements)
     held_out, held_out_name = held_out_structures(record, store, workdir)
     labelled = store.atoms(status="labelled")
     phonon_reference = None
-    if settings.reference_phonons:
+    if settings.reference_phonons and references is None:
         phonon_reference = (f"oracle {config.oracle.kind}", oracle_calculator_factory(
             config, workdir / VALIDATION_DIR / f"oracle_phonons_{record.iteration:03d}"))
     report = validate_potential(
         potential_calculator_factory(record, workdir), crystals, settings,
         held_out=held_out, held_out_name=held_out_name,
-        reference_factory=reference_calculator_factory(config), labelled=labelled,
+        reference_factory=None if references is not None
+        else reference_calculator_factory(config), labelled=labelled,
         potential=str(resolve_path(workdir, record.yaml)), iteration=record.iteration,
-        phonon_reference=phonon_reference)
+        phonon_reference=phonon_reference, references=references,
+        reference_failures=reference_failures)
     report.computed_by = f"{socket.gethostname()}:{os.getpid()}"
     save_validation(report, workdir)
     return report

@@ -13,7 +13,7 @@ from stages.validate.campaign_factory import make_cu_campaign, well_trained_cu_p
 from stages.validate.headless_browser import check_page, screenshot
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-SECTIONS = ("Learning curves", "DFT calls and exploration halts per iteration",
+SECTIONS = ("Learning curves", "Fits", "DFT calls and exploration halts per iteration",
             "Validation checks", "Errors and parity", "Phonons", "Equation of state",
             "Born criteria", "Extrapolation grade", "DFT healing log",
             "Workflow monitoring (Parsl)")
@@ -38,7 +38,8 @@ def test_report_is_complete_and_self_contained(reported_campaign):
     for marker in ("http://", "https://", "<script src", "<link rel=\"stylesheet\""):
         assert marker not in html
     validation = load_validation(reported_campaign)
-    assert validation.errors.set_name == "held-out test split of iteration 1"
+    assert validation.errors.set_name == "fixed validation set (never fitted)"
+    assert validation.errors.overall.n_structures == 20
     assert "label_structure" in html and "fit_potential" in html  # real Parsl monitoring db
     assert ">light<" in html and "wall_time_s" in html  # execution layer's executor summary
     assert "more_smearing" in html and "scf not converged" in html  # healing log

@@ -8,21 +8,31 @@ from pathlib import Path
 from pyacemaker.config import CampaignConfig
 from pyacemaker.execution.engine import Engine
 from pyacemaker.stages.validate import ValidationReport
+from pyacemaker.stages.validate.reference import CrystalReference
 from pyacemaker.state import PotentialRecord
 
 
 def validate_task(record: PotentialRecord, config: CampaignConfig, workdir: str,
-                  datastore_path: str) -> ValidationReport:
+                  datastore_path: str, references: dict[str, CrystalReference] | None = None,
+                  reference_failures: dict[str, str] | None = None) -> ValidationReport:
     """The app body: opens the data lake read-only in the worker and runs the gate."""
     from pyacemaker.datastore import DataStore
     from pyacemaker.release import validate_record
 
-    return validate_record(record, config, DataStore(Path(datastore_path)), Path(workdir))
+    return validate_record(record, config, DataStore(Path(datastore_path)), Path(workdir),
+                           references, reference_failures)
 
 
 def validate_in_worker(engine: Engine, record: PotentialRecord, config: CampaignConfig,
                        workdir: Path, datastore_path: Path) -> ValidationReport:
-    """Run the gate on ``record`` as a ``light`` task and wait for its report."""
+    """Run the gate on ``record`` as a ``light`` task and wait for its report. With a DFT
+    oracle, the DFT references of the validation crystals come first (``dft`` tasks,
+    computed once per campaign: ``references.py``)."""
+    references, failures = None, None
+    if config.oracle.kind == "qe":
+        from pyacemaker.execution.references import dft_references
+
+        references, failures = dft_references(engine, config, workdir)
     future = engine.submit("light", validate_task, record, config, str(workdir),
-                           str(datastore_path))
+                           str(datastore_path), references, failures)
     return future.result()

@@ -16,11 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from ace_fixtures import cu_training_structures
 from ase.build import bulk
 from ase.calculators.emt import EMT
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import DataStore, labelled_copy
+from pyacemaker.stages.validation_set import VALIDATION
 from pyacemaker.state import WorkflowState, save_state
 
 def elastic_strain_set(a0: float = 3.59) -> list:
@@ -165,6 +167,11 @@ def make_cu_campaign(folder: Path, potential: object, validation: dict | None = 
         probe.get_potential_energy()
         atoms.info["gamma_max"] = float(np.max(gamma_calc.results["gamma"]))
         store.add(atoms)
+    # the fixed validation set: 20 rattled EMT cells the fit never saw
+    held_out = cu_training_structures(seed=11)[10:30]
+    for atoms in held_out:
+        atoms.info.update(provenance="coldstart", iteration=0)
+    store.set_split(store.add_many(held_out), VALIDATION)
     healed = [row.id for row in store.rows(provenance="md_halt")][:2]
     for row_id in healed:  # as the QE oracle records a healed run
         store.set_label(row_id, store.get_atoms(row_id), oracle={"code": "emt"}, healing=[
@@ -180,6 +187,7 @@ def make_cu_campaign(folder: Path, potential: object, validation: dict | None = 
     record0 = potential.record.model_copy(deep=True)
     record1 = record0.model_copy(update={"iteration": 1}, deep=True)
     record1.metrics = {**record0.metrics, "n_structures": float(len(training) + 8)}
+    record1.choice = "validation score 0.21 vs 0.23 of iteration 0"
     config = {"name": "cu-test", "elements": ["Cu"], "oracle": {"kind": "emt"},
               "exploration": {"temperatures": [300, 900]},
               "validation": validation or {"phonon_supercell": 3, "reference_phonons": True}}

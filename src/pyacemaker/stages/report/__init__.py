@@ -19,7 +19,7 @@ from pyacemaker.stages.report.campaign_data import (
 )
 from pyacemaker.stages.validate import ValidationReport
 from pyacemaker.stages.validate.elastic import ElasticResult
-from pyacemaker.state import WorkflowState
+from pyacemaker.state import PotentialRecord, WorkflowState
 
 __all__ = ["build_report"]
 
@@ -152,6 +152,23 @@ def _monitoring(workdir: Path) -> str:
     return "".join(parts)
 
 
+def _fits_section(potentials: list[PotentialRecord]) -> list[str]:
+    """Every fit, scored on the fixed validation set; the ones not deployed say why."""
+    if not potentials:
+        return []
+    nan = float("nan")
+    rows = [[p.iteration, p.mode or "", p.metrics.get("n_structures", nan),
+             p.metrics.get("validation_energy_rmse_mev_per_atom", nan),
+             p.metrics.get("validation_force_rmse_ev_per_a", nan),
+             "yes" if p.deployed else "NO", p.choice] for p in potentials]
+    return ["<h2>Fits</h2>",
+            _note("Each fit scored on the campaign's fixed validation set (never fitted); "
+                  "a fit worse than the potential it would replace is kept for the record "
+                  "and not deployed."),
+            _table(["iteration", "mode", "structures", "val. E RMSE (meV/atom)",
+                    "val. F RMSE (eV/A)", "deployed", "why"], rows)]
+
+
 def build_report(workdir: Path, config: CampaignConfig, state: WorkflowState,
                  validation: ValidationReport,
                  history: dict[int, ValidationReport] | None = None) -> str:
@@ -179,6 +196,7 @@ def build_report(workdir: Path, config: CampaignConfig, state: WorkflowState,
             "<h2>Learning curves</h2>"]
     body.append(_figure(plots.learning_curves(potentials, val_errors), "learning curves")
                 if potentials else _note("No potential fitted yet."))
+    body += _fits_section(potentials)
     body.append("<h2>DFT calls and exploration halts per iteration</h2>")
     body.append(_figure(plots.dft_calls_and_halts(data.iterations), "DFT calls and halts")
                 if data.iterations else _note("No iterations recorded."))

@@ -69,3 +69,9 @@ def relax_crystal(atoms: Atoms, calc: Calculator, fmax: float = 1e-3,
         raise ValidationInputError(f"{atoms.info.get('label', atoms.get_chemical_formula())}: "
                                    "relaxation with the potential diverged")
     return relaxed
+
+
+def validation_crystals(structures: Sequence[Path], elements: Sequence[str]) -> list[Atoms]:
+    """The configured crystal files (``validation.structures``), else each element's
+    reference crystal."""
+    return load_crystals(structures) if structures else default_crystals(elements)

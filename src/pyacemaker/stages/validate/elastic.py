@@ -93,13 +93,15 @@ def _stress(atoms: Atoms, calc: Calculator, relax_ions: bool) -> np.ndarray:
 
 
 def stiffness_from_strains(atoms: Atoms, calc: Calculator, max_strain: float = 0.01,
-                           points: int = 4) -> np.ndarray:
-    """Raw 6x6 stiffness (eV/A^3) from linear stress-strain fits."""
+                           points: int = 4,
+                           columns: tuple[int, ...] = (0, 1, 2, 3, 4, 5)) -> np.ndarray:
+    """Raw 6x6 stiffness (eV/A^3) from linear stress-strain fits, for the strain
+    components ``columns`` (Voigt indices; the other columns stay zero)."""
     magnitudes = np.linspace(-max_strain, max_strain, 2 * (points // 2) + 1)
     magnitudes = magnitudes[np.abs(magnitudes) > 1e-12]
     relax_ions = len(atoms) > 1
     c = np.zeros((6, 6))
-    for voigt in range(6):
+    for voigt in columns:
         stresses = np.array([_stress(_strained(atoms, voigt, m), calc, relax_ions)
                              for m in magnitudes])
         c[:, voigt] = np.polyfit(magnitudes, stresses, 1)[0]
@@ -172,11 +174,26 @@ def _moduli(c: np.ndarray) -> tuple[float, float, float, float]:
     return float(bulk_v), float(bulk_r), float(shear_v), float(shear_r)
 
 
-def conventional_standard_cell(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
-    """The conventional cell in spglib's standard orientation (c along z, cubic axes along
-    x, y, z), so that Cij come out in the frame the Born criteria are written for."""
+def _cubic_from_two_columns(raw: np.ndarray) -> tuple[np.ndarray, float]:
+    """Cubic C from the measured columns 1 and 4 (Voigt, 1-based) of ``raw``: C11, C12
+    (mean of the two transverse responses) and C44; and the largest deviation from cubic
+    symmetry among the measured entries."""
+    c11, c12, c44 = raw[0, 0], (raw[1, 0] + raw[2, 0]) / 2, raw[3, 3]
+    c = np.zeros((6, 6))
+    c[:3, :3] = c12
+    c[[0, 1, 2], [0, 1, 2]] = c11
+    c[[3, 4, 5], [3, 4, 5]] = c44
+    deviation = max(abs(raw[1, 0] - raw[2, 0]) / 2, *np.abs(raw[3:, 0]),
+                    *np.abs(raw[:3, 3]), *np.abs(raw[4:, 3]))
+    return c, float(deviation)
+
+
+def standard_cell(atoms: Atoms, symprec: float = 1e-3) -> Atoms:
+    """The primitive cell in spglib's standard orientation (conventional axes along x, y,
+    z): Cij come out in the frame the Born criteria are written for, with the fewest atoms
+    (a strained diamond cell relaxes 2 atoms, not 8)."""
     standard = spglib.standardize_cell((atoms.cell.array, atoms.get_scaled_positions(),
-                                        atoms.numbers), to_primitive=False, symprec=symprec)
+                                        atoms.numbers), to_primitive=True, symprec=symprec)
     if standard is None:
         return atoms.copy()
     lattice, positions, numbers = standard
@@ -189,15 +206,21 @@ def compute_elastic(atoms: Atoms, calc: Calculator, max_strain: float = 0.01,
                     points: int = 4) -> ElasticResult:
     """Elastic tensor of the (relaxed) crystal ``atoms`` with ``calc``."""
     system, spacegroup = crystal_system(atoms)
-    atoms = conventional_standard_cell(atoms)
-    raw = stiffness_from_strains(atoms, calc, max_strain, points) / units.GPa
-    c = _symmetrize(raw, system)
+    atoms = standard_cell(atoms)
+    if system == "cubic":  # C11, C12 from one normal strain, C44 from one shear
+        raw = stiffness_from_strains(atoms, calc, max_strain, points, columns=(0, 3))
+        c, deviation = _cubic_from_two_columns(raw / units.GPa)
+        raw = raw / units.GPa
+    else:
+        raw = stiffness_from_strains(atoms, calc, max_strain, points) / units.GPa
+        c = _symmetrize(raw, system)
+        deviation = float(np.abs(c - raw).max())
     bulk_v, bulk_r, shear_v, shear_r = _moduli(c)
     return ElasticResult(
         label=atoms.info.get("label", atoms.get_chemical_formula()),
         crystal_system=system, spacegroup=spacegroup,
         c_gpa=c.round(3).tolist(), raw_c_gpa=raw.round(3).tolist(),
-        symmetry_deviation_gpa=float(np.abs(c - raw).max()),
+        symmetry_deviation_gpa=deviation,
         born_criteria=born_criteria(c, system),
         bulk_voigt=bulk_v, bulk_reuss=bulk_r, bulk_hill=(bulk_v + bulk_r) / 2,
         shear_voigt=shear_v, shear_reuss=shear_r, shear_hill=(shear_v + shear_r) / 2,

@@ -18,18 +18,34 @@ from ase import Atoms
 from pydantic import BaseModel, Field
 
 from pyacemaker.config import ValidationSettings
+from pyacemaker.stages.validate.checks import (
+    Check,
+    born_check,
+    dft_eos_checks,
+    elastic_comparisons,
+    eos_checks,
+    error_checks,
+    phonon_check,
+    phonon_comparison_check,
+)
 from pyacemaker.stages.validate.crystal import CalculatorFactory, relax_crystal
 from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
 from pyacemaker.stages.validate.eos import (
     EOSFit,
     EOSResult,
     compute_eos,
-    fit_birch_murnaghan,
-    fit_eos,
-    reference_eos_from_labels,
 )
 from pyacemaker.stages.validate.errors import ErrorResult, compute_errors
-from pyacemaker.stages.validate.phonon_reference import PhononComparison, compare_phonons
+from pyacemaker.stages.validate.phonon_reference import (
+    PhononComparison,
+    compare_frequencies,
+    compare_phonons,
+)
+from pyacemaker.stages.validate.reference import (
+    CrystalReference,
+    compute_reference,
+    special_point_frequencies,
+)
 from pyacemaker.stages.validate.phonons import PhononResult, compute_phonons
 
 log = logging.getLogger(__name__)
@@ -39,14 +55,6 @@ VALIDATION_FILE = "validation.json"
 # (TypeError, AttributeError, KeyError ...) is a bug in our own code and propagates.
 POTENTIAL_FAILURES: tuple[type[Exception], ...] = (
     ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
-
-
-class Check(BaseModel):
-    name: str
-    passed: bool
-    message: str
-    value: float | None = None
-    threshold: float | None = None
 
 
 class CrystalValidation(BaseModel):
@@ -100,145 +108,6 @@ class ValidationReport(BaseModel):
         return values
 
 
-def _relative(value: float, reference: float) -> float:
-    return abs(value - reference) / max(abs(reference), 1e-12)
-
-
-def _compare(name: str, value: float, reference: float, tolerance: float,
-             unit: str, source: str) -> Check:
-    rel = _relative(value, reference)
-    return Check(name=name, passed=bool(rel <= tolerance), value=rel, threshold=tolerance,
-                 message=f"{name}: {value:.4g} {unit} vs {reference:.4g} {unit} ({source}), "
-                         f"{100 * rel:.1f}% off (limit {100 * tolerance:.0f}%)")
-
-
-def _elastic_comparisons(label: str, elastic: ElasticResult, reference: dict[str, float],
-                         tolerance: float, source: str) -> list[Check]:
-    mine = elastic.named()
-    largest = max((abs(v) for v in reference.values()), default=0.0)
-    checks = []
-    for name, ref_value in reference.items():
-        if name == "B0" or name not in mine or abs(ref_value) < 0.05 * largest:
-            continue  # components zero by symmetry carry no information
-        checks.append(_compare(f"{label}: {name}", mine[name], ref_value, tolerance, "GPa",
-                               source))
-    return checks
-
-
-def _phonon_check(label: str, phonons: PhononResult, settings: ValidationSettings) -> Check:
-    if phonons.dynamically_stable:
-        return Check(name=f"{label}: phonons", passed=True, value=phonons.min_frequency_thz,
-                     threshold=-settings.imaginary_tolerance_thz,
-                     message=f"{label}: no imaginary phonon modes (lowest "
-                             f"{phonons.min_frequency_thz:.3f} THz)")
-    worst = phonons.imaginary_modes[0]
-    where = worst.q_label or np.round(worst.q_scaled, 3).tolist()
-    return Check(name=f"{label}: phonons", passed=False, value=worst.frequency_thz,
-                 threshold=-settings.imaginary_tolerance_thz,
-                 message=f"{label}: dynamically unstable: imaginary modes at "
-                         f"{phonons.n_imaginary_qpoints} q-points, worst {worst.frequency_thz:.2f}"
-                         f" THz at q={where}")
-
-
-def _born_check(label: str, elastic: ElasticResult) -> Check:
-    failed = [c for c in elastic.born_criteria if not c.satisfied]
-    if not failed:
-        return Check(name=f"{label}: Born stability", passed=True,
-                     message=f"{label}: mechanically stable ({elastic.crystal_system} Born "
-                             "criteria hold)")
-    text = "; ".join(f"{c.expression} is {c.value:.1f} GPa" for c in failed)
-    return Check(name=f"{label}: Born stability", passed=False, value=failed[0].value,
-                 threshold=0.0,
-                 message=f"{label}: mechanically unstable ({elastic.crystal_system}): {text}")
-
-
-def _eos_checks(label: str, eos: EOSResult, settings: ValidationSettings,
-                reference: EOSFit | None, reference_b0: float | None, source: str) -> list[Check]:
-    checks = [
-        Check(name=f"{label}: EOS minima", passed=eos.n_local_minima == 1,
-              value=eos.n_local_minima, threshold=1,
-              message=f"{label}: E(V) has {eos.n_local_minima} local minima between "
-                      f"V/V0 = {settings.eos_scan_volumes[0]} and {settings.eos_scan_volumes[1]}"
-                      " (expected exactly 1)"),
-        Check(name=f"{label}: EOS pressure", passed=eos.pressure_monotonic,
-              message=f"{label}: pressure "
-                      + ("falls monotonically with volume" if eos.pressure_monotonic
-                         else "is not monotonic in volume (spurious wiggles)")),
-    ]
-    if eos.fit is None:
-        return checks + [Check(name=f"{label}: EOS fit", passed=False,
-                               message=f"{label}: no Birch-Murnaghan fit of E(V) near the "
-                                       f"relaxed volume: {eos.fit_error}")]
-    checks.append(
-        Check(name=f"{label}: B0 > 0", passed=eos.fit.b0_gpa > 0, value=eos.fit.b0_gpa,
-              threshold=0.0, message=f"{label}: Birch-Murnaghan B0 = {eos.fit.b0_gpa:.1f} GPa"))
-    if reference is not None:
-        checks.append(_compare(f"{label}: V0", eos.fit.v0_per_atom, reference.v0_per_atom,
-                               settings.v0_rel_tol, "A^3/atom", source))
-        reference_b0 = reference.b0_gpa
-    if reference_b0 is not None:
-        checks.append(_compare(f"{label}: B0", eos.fit.b0_gpa, reference_b0,
-                               settings.b0_rel_tol, "GPa", source))
-    return checks
-
-
-def _dft_eos_checks(label: str, eos: EOSResult, relaxed: Atoms, labelled: Sequence[Atoms],
-                    settings: ValidationSettings,
-                    reference_energies: dict[str, float]) -> list[Check]:
-    volumes, energies = reference_eos_from_labels(relaxed, labelled)
-    if len(volumes) < 5 or eos.fit is None:
-        return []
-    shift = sum(reference_energies.get(s, 0.0) for s in relaxed.get_chemical_symbols())
-    energies = [e - shift / len(relaxed) for e in energies]
-    try:
-        dft = fit_birch_murnaghan(volumes, energies)
-    except ValueError:  # the labelled volumes do not bracket a minimum: nothing to compare
-        return []
-    eos.reference, eos.reference_source = dft, "oracle labels"
-    eos.reference_volumes_per_atom, eos.reference_energies_per_atom = volumes, energies
-    delta = abs(eos.fit.e0_per_atom - dft.e0_per_atom) * 1000
-    return [
-        Check(name=f"{label}: E0 vs labels", passed=delta <= settings.e0_tol_mev_per_atom,
-              value=delta, threshold=settings.e0_tol_mev_per_atom,
-              message=f"{label}: EOS minimum energy {delta:.1f} meV/atom from the fit to the "
-                      f"oracle's labels (limit {settings.e0_tol_mev_per_atom} meV/atom)"),
-        _compare(f"{label}: V0 vs labels", eos.fit.v0_per_atom, dft.v0_per_atom,
-                 settings.v0_rel_tol, "A^3/atom", "oracle labels"),
-        _compare(f"{label}: B0 vs labels", eos.fit.b0_gpa, dft.b0_gpa, settings.b0_rel_tol,
-                 "GPa", "oracle labels"),
-    ]
-
-
-def _error_checks(errors: ErrorResult, settings: ValidationSettings) -> list[Check]:
-    overall = errors.overall
-    if overall.n_structures < settings.min_validation_structures:
-        return [Check(name="errors", passed=False, value=float(overall.n_structures),
-                      threshold=float(settings.min_validation_structures),
-                      message=f"the {errors.set_name} has {overall.n_structures} structures, "
-                      f"fewer than validation.min_validation_structures="
-                      f"{settings.min_validation_structures}: the error targets are not "
-                      "judged (label more, or raise validation.validation_fraction)")]
-    targets = [("energy RMSE", overall.energy_rmse_mev_per_atom,
-                settings.energy_rmse_mev_per_atom, "meV/atom"),
-               ("force RMSE", overall.force_rmse_ev_per_a, settings.force_rmse_ev_per_a, "eV/A")]
-    if overall.stress_rmse_gpa is not None:
-        targets.append(("stress RMSE", overall.stress_rmse_gpa, settings.stress_rmse_gpa, "GPa"))
-    return [Check(name=name, passed=value <= limit, value=value, threshold=limit,
-                  message=f"{name} on the {errors.set_name} ({overall.n_structures} structures):"
-                          f" {value:.3g} {unit} (target <= {limit:g})")
-            for name, value, limit, unit in targets]
-
-
-def _phonon_comparison_check(label: str, comparison: PhononComparison,
-                             tolerance: float) -> Check:
-    rel = comparison.max_relative_difference
-    return Check(name=f"{label}: phonons vs {comparison.reference}", passed=rel <= tolerance,
-                 value=rel, threshold=tolerance,
-                 message=f"{label}: phonon frequencies at the special q-points differ from "
-                         f"{comparison.reference}'s by up to {100 * rel:.1f}% (at "
-                         f"{comparison.worst_q}; limit {100 * tolerance:.0f}%)")
-
-
 def _timed(timings: dict[str, float], key: str, func: Any, *args: Any, **kwargs: Any) -> Any:
     start = time.perf_counter()
     try:
@@ -252,6 +121,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                       reference_factory: CalculatorFactory | None,
                       labelled: Sequence[Atoms], reference_energies: dict[str, float],
                       phonon_reference: tuple[str, CalculatorFactory] | None = None,
+                      references: dict[str, CrystalReference] | None = None,
                       ) -> tuple[CrystalValidation | None, list[Check]]:
     label = crystal.info.get("label", crystal.get_chemical_formula())
     timings: dict[str, float] = {}
@@ -266,24 +136,28 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
     result = CrystalValidation(label=label, formula=relaxed.get_chemical_formula(),
                                cell=relaxed.cell.array.round(6).tolist(),
                                volume_per_atom=relaxed.get_volume() / len(relaxed))
-    source = "configured reference values"
-    reference_moduli = dict(settings.reference_moduli_gpa)
-    reference_fit: EOSFit | None = None
-    reference_calc = reference_factory() if reference_factory is not None else None
-    reference_eos: tuple[EOSFit, list[float], list[float]] | None = None
-    if reference_calc is not None:
-        source = f"{type(reference_calc).__name__} reference"
+    reference = (references or {}).get(label)
+    if reference is None and reference_factory is not None:
+        reference_calc = reference_factory()
         try:
-            ref_relaxed = relax_crystal(crystal, reference_calc, settings.relax_fmax)
-            ref_relaxed.info["label"] = label
-            result.reference_elastic = _timed(
-                timings, "reference elastic", compute_elastic, ref_relaxed, reference_calc,
-                settings.elastic_max_strain, settings.elastic_strain_points)
-            reference_moduli = result.reference_elastic.named()
-            reference_eos = fit_eos(ref_relaxed, reference_calc, settings.eos_fit_volume_range)
+            reference = _timed(timings, "reference", compute_reference, crystal,
+                               reference_calc, settings, f"{type(reference_calc).__name__} "
+                               "reference", "", False)
         except POTENTIAL_FAILURES as exc:
             checks.append(Check(name=f"{label}: reference", passed=False,
                                 message=f"{label}: the reference calculator failed: {exc}"))
+    source = "configured reference values"
+    reference_moduli = dict(settings.reference_moduli_gpa)
+    reference_eos: tuple[EOSFit, list[float], list[float]] | None = None
+    if reference is not None:
+        source = reference.source
+        result.reference_elastic = reference.elastic
+        reference_moduli = reference.elastic.named()
+        reference_eos = (reference.eos, reference.eos_volumes_per_atom,
+                         reference.eos_energies_per_atom)
+        if reference.phonons is not None:
+            checks += _phonons_vs_reference(label, relaxed, calc_factory, reference, settings,
+                                            result, timings)
 
     try:
         result.phonons = _timed(
@@ -292,7 +166,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
             tolerance_thz=settings.imaginary_tolerance_thz,
             gamma_tolerance_thz=settings.imaginary_tolerance_gamma_thz,
             gamma_radius=settings.gamma_radius)
-        checks.append(_phonon_check(label, result.phonons, settings))
+        checks.append(phonon_check(label, result.phonons, settings))
     except POTENTIAL_FAILURES as exc:
         checks.append(Check(name=f"{label}: phonons", passed=False,
                             message=f"{label}: phonon calculation failed: {exc}"))
@@ -303,7 +177,7 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
                 timings, "reference phonons", compare_phonons, relaxed, calc_factory(),
                 factory(), settings.phonon_reference_supercell, settings.phonon_displacement,
                 reference_name=name)
-            checks.append(_phonon_comparison_check(label, result.phonon_comparison,
+            checks.append(phonon_comparison_check(label, result.phonon_comparison,
                                                    settings.phonon_rel_tol))
         except POTENTIAL_FAILURES as exc:
             checks.append(Check(name=f"{label}: phonons vs {name}", passed=False,
@@ -311,9 +185,13 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
     try:
         result.elastic = _timed(timings, "elastic", compute_elastic, relaxed, calc_factory(),
                                 settings.elastic_max_strain, settings.elastic_strain_points)
-        checks.append(_born_check(label, result.elastic))
-        checks += _elastic_comparisons(label, result.elastic, reference_moduli,
+        checks.append(born_check(label, result.elastic))
+        checks += elastic_comparisons(label, result.elastic, reference_moduli,
                                        settings.elastic_rel_tol, source)
+        if reference is not None and settings.reference_moduli_gpa:  # the user's values too
+            checks += elastic_comparisons(label, result.elastic, settings.reference_moduli_gpa,
+                                          settings.elastic_rel_tol,
+                                          "configured reference values")
     except POTENTIAL_FAILURES as exc:
         checks.append(Check(name=f"{label}: elastic", passed=False,
                             message=f"{label}: elastic constants failed: {exc}"))
@@ -321,20 +199,42 @@ def _validate_crystal(crystal: Atoms, calc_factory: CalculatorFactory,
         result.eos = _timed(
             timings, "eos", compute_eos, relaxed, calc_factory(), settings.eos_fit_volume_range,
             scan=settings.eos_scan_volumes, scan_points=settings.eos_points)
+        reference_fit = reference_eos[0] if reference_eos is not None else None
         if reference_eos is not None:
             reference_fit, volumes, energies = reference_eos
             result.eos.reference, result.eos.reference_source = reference_fit, source
             result.eos.reference_volumes_per_atom = volumes
             result.eos.reference_energies_per_atom = energies
-        checks += _eos_checks(label, result.eos, settings, reference_fit,
+        checks += eos_checks(label, result.eos, settings, reference_fit,
                               reference_moduli.get("B0"), source)
-        checks += _dft_eos_checks(label, result.eos, relaxed, labelled, settings,
+        checks += dft_eos_checks(label, result.eos, relaxed, labelled, settings,
                                   reference_energies)
     except POTENTIAL_FAILURES as exc:
         checks.append(Check(name=f"{label}: EOS", passed=False,
                             message=f"{label}: equation of state failed: {exc}"))
     result.timings_s = timings
     return result, checks
+
+
+def _phonons_vs_reference(label: str, relaxed: Atoms, calc_factory: CalculatorFactory,
+                          reference: CrystalReference, settings: ValidationSettings,
+                          result: CrystalValidation, timings: dict[str, float]) -> list[Check]:
+    """The potential's special-point frequencies (on its own relaxed crystal, the same
+    supercell and displacement) against the reference's."""
+    assert reference.phonons is not None
+    ref = reference.phonons
+    try:
+        names, mine = _timed(timings, "phonons at special points", special_point_frequencies,
+                             relaxed, calc_factory(), ref.supercell, ref.displacement)
+    except POTENTIAL_FAILURES as exc:
+        return [Check(name=f"{label}: phonons vs {reference.source}", passed=False,
+                      message=f"{label}: phonons at the special points failed: {exc}")]
+    if names != ref.q_labels:
+        raise ValueError(f"{label}: special points {names} differ from the reference's "
+                         f"{ref.q_labels}: the potential relaxed to another lattice type")
+    result.phonon_comparison = compare_frequencies(label, reference.source, ref.supercell,
+                                                   names, mine, ref.frequencies_thz)
+    return [phonon_comparison_check(label, result.phonon_comparison, settings.phonon_rel_tol)]
 
 
 def validate_potential(
@@ -349,6 +249,8 @@ def validate_potential(
     potential: str = "",
     iteration: int | None = None,
     phonon_reference: tuple[str, CalculatorFactory] | None = None,
+    references: dict[str, CrystalReference] | None = None,
+    reference_failures: dict[str, str] | None = None,
 ) -> ValidationReport:
     """Judge the potential that ``calc_factory()`` returns.
 
@@ -358,6 +260,10 @@ def validate_potential(
     ``labelled``: the campaign's labelled data, searched for DFT EOS points.
     ``phonon_reference``: (name, factory) of a calculator (e.g. the DFT oracle) whose
     phonons at the special q-points the potential's are compared with.
+    ``references``: precomputed reference properties per crystal label (the campaign's
+    cached DFT references, ``reference.py``); they replace ``reference_factory`` for that
+    crystal. ``reference_failures``: crystals whose reference could not be computed, with
+    why (a failed check each: no GO without the comparison).
     """
     settings = settings or ValidationSettings()
     reference_energies = reference_energies or {}
@@ -369,15 +275,19 @@ def validate_potential(
     for crystal in crystals:
         result, crystal_checks = _validate_crystal(crystal, calc_factory, settings,
                                                    reference_factory, labelled,
-                                                   reference_energies, phonon_reference)
+                                                   reference_energies, phonon_reference,
+                                                   references)
         checks += crystal_checks
         if result is not None:
             results.append(result)
+    for label, why in (reference_failures or {}).items():
+        checks.append(Check(name=f"{label}: DFT reference", passed=False,
+                            message=f"{label}: no DFT reference to compare with: {why}"))
     errors = None
     if held_out:
         try:
             errors = compute_errors(held_out, calc_factory(), held_out_name, reference_energies)
-            checks += _error_checks(errors, settings)
+            checks += error_checks(errors, settings)
         except POTENTIAL_FAILURES as exc:
             checks.append(Check(name="errors", passed=False,
                                 message=f"errors on the {held_out_name} failed: {exc}"))

@@ -69,19 +69,26 @@ def compare_phonons(atoms: Atoms, calc: Calculator, reference: Calculator, super
     q_points = [np.asarray(special[n]) for n in names]
     mine = force_constants(atoms, calc, supercell, displacement)
     theirs = force_constants(atoms, reference, supercell, displacement)
-    ours = [mine.get_frequencies(q) for q in q_points]
-    ref = [theirs.get_frequencies(q) for q in q_points]
+    ours = [np.sort(mine.get_frequencies(q)).tolist() for q in q_points]
+    ref = [np.sort(theirs.get_frequencies(q)).tolist() for q in q_points]
+    return compare_frequencies(atoms.info.get("label", atoms.get_chemical_formula()),
+                               reference_name or type(reference).__name__, supercell, names,
+                               ours, ref)
+
+
+def compare_frequencies(label: str, reference: str, supercell: int, names: list[str],
+                        ours: list[list[float]], ref: list[list[float]]) -> PhononComparison:
+    """Branch-by-branch (sorted) comparison at each special point except Gamma."""
     worst, worst_q = 0.0, ""
     for name, f, f_ref in zip(names, ours, ref, strict=True):
         if name == "G":
             continue
-        rel = float(np.max(np.abs(np.sort(f) - np.sort(f_ref))
-                           / np.maximum(np.abs(np.sort(f_ref)), 0.5)))
+        f, f_ref = np.sort(f), np.sort(f_ref)
+        rel = float(np.max(np.abs(f - f_ref) / np.maximum(np.abs(f_ref), 0.5)))
         if rel >= worst:
             worst, worst_q = rel, name
     return PhononComparison(
-        label=atoms.info.get("label", atoms.get_chemical_formula()),
-        reference=reference_name or type(reference).__name__, supercell=[supercell] * 3,
-        q_labels=names, frequencies_thz=[np.round(f, 4).tolist() for f in ours],
+        label=label, reference=reference, supercell=[supercell] * 3, q_labels=names,
+        frequencies_thz=[np.round(f, 4).tolist() for f in ours],
         reference_frequencies_thz=[np.round(f, 4).tolist() for f in ref],
         max_relative_difference=worst, worst_q=worst_q)

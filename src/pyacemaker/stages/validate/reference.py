@@ -1,0 +1,126 @@
+"""Reference properties of a validation crystal, computed once with the oracle (DFT).
+
+:func:`compute_reference` relaxes the crystal with the reference calculator (keeping its
+space group), fits its EOS (``reference_eos_points`` volumes over
+``eos_fit_volume_range``), computes its elastic tensor from stress-strain (ions relaxed in
+every strained cell, so internal-strain constants such as C44 of diamond are right) and,
+when asked, its phonon frequencies at the special q-points (finite displacements in a
+``phonon_reference_supercell``^3 supercell). The gate compares a potential with these
+values (``gate.py``); the campaign computes them as DFT tasks and caches them
+(``execution/references.py``), so a campaign pays for them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ase import Atoms
+from ase.calculators.calculator import Calculator
+from pydantic import BaseModel, Field
+
+from pyacemaker.stages.validate.crystal import relax_crystal
+from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
+from pyacemaker.stages.validate.eos import EOSFit, fit_eos
+from pyacemaker.stages.validate.phonons import force_constants
+from pyacemaker.validation_settings import ValidationSettings
+
+REFERENCE_EOS_POINTS = 9
+
+
+class PhononReference(BaseModel):
+    supercell: int
+    displacement: float
+    q_labels: list[str]
+    frequencies_thz: list[list[float]] = Field(description="[q][branch], sorted")
+
+
+class CrystalReference(BaseModel):
+    """What the reference calculator says about one validation crystal."""
+
+    label: str
+    source: str = Field(description="e.g. 'oracle qe (pw.x, 30/240 Ry, kspacing 0.3)'")
+    key: str = Field(description="hash of the settings that made it (cache key)")
+    cell: list[list[float]] = Field(description="relaxed primitive cell, A")
+    volume_per_atom: float
+    eos: EOSFit
+    eos_volumes_per_atom: list[float]
+    eos_energies_per_atom: list[float]
+    elastic: ElasticResult
+    phonons: PhononReference | None = None
+
+    def moduli(self) -> dict[str, float]:
+        """Cij, B, G (Hill) and the EOS B0, in GPa: what the gate's comparisons take."""
+        return {**self.elastic.named(), "B0": self.eos.b0_gpa}
+
+
+def reference_key(crystal: Atoms, oracle_settings: dict[str, Any],
+                  settings: ValidationSettings, phonons: bool) -> str:
+    """Changes whenever the crystal, the oracle's settings or the property settings do."""
+    relevant = {
+        "crystal": [np.round(crystal.cell.array, 6).tolist(),
+                    np.round(crystal.get_scaled_positions(), 6).tolist(),
+                    crystal.get_chemical_symbols()],
+        "oracle": oracle_settings,
+        "relax_fmax": settings.relax_fmax, "eos_range": settings.eos_fit_volume_range,
+        "elastic": [settings.elastic_max_strain, settings.elastic_strain_points],
+        "phonons": [settings.phonon_reference_supercell, settings.phonon_displacement]
+        if phonons else None,
+    }
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def special_point_frequencies(atoms: Atoms, calc: Calculator, supercell: int,
+                              displacement: float) -> tuple[list[str], list[list[float]]]:
+    """Sorted frequencies (THz) at the special points of ``atoms``' band path (Gamma last)."""
+    special = atoms.cell.bandpath().special_points
+    names = [n for n in sorted(special) if n != "G"] + ["G"]
+    constants = force_constants(atoms, calc, supercell, displacement)
+    return names, [np.round(np.sort(constants.get_frequencies(np.asarray(special[n]))),
+                            4).tolist() for n in names]
+
+
+def compute_reference(crystal: Atoms, calc: Calculator, settings: ValidationSettings,
+                      source: str, key: str, phonons: bool) -> CrystalReference:
+    label = str(crystal.info.get("label", crystal.get_chemical_formula()))
+    relaxed = relax_crystal(crystal, calc, settings.relax_fmax)
+    relaxed.info["label"] = label
+    eos, volumes, energies = fit_eos(relaxed, calc, settings.eos_fit_volume_range,
+                                     REFERENCE_EOS_POINTS)
+    elastic = compute_elastic(relaxed, calc, settings.elastic_max_strain,
+                              settings.elastic_strain_points)
+    phonon = None
+    if phonons:
+        names, frequencies = special_point_frequencies(
+            relaxed, calc, settings.phonon_reference_supercell, settings.phonon_displacement)
+        phonon = PhononReference(supercell=settings.phonon_reference_supercell,
+                                 displacement=settings.phonon_displacement, q_labels=names,
+                                 frequencies_thz=frequencies)
+    return CrystalReference(
+        label=label, source=source, key=key, cell=np.round(relaxed.cell.array, 6).tolist(),
+        volume_per_atom=relaxed.get_volume() / len(relaxed), eos=eos,
+        eos_volumes_per_atom=volumes, eos_energies_per_atom=energies, elastic=elastic,
+        phonons=phonon)
+
+
+def save_reference(reference: CrystalReference, path: Path) -> Path:
+    from pyacemaker.state import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, reference.model_dump_json(indent=1))
+    return path
+
+
+def load_reference(path: Path, key: str) -> CrystalReference | None:
+    """The cached reference at ``path`` when it was made with the same settings."""
+    if not path.is_file():
+        return None
+    try:
+        reference = CrystalReference.model_validate_json(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"{path}: unreadable DFT reference ({exc}); delete it to compute "
+                         "it again") from exc
+    return reference if reference.key == key else None
