@@ -33,7 +33,7 @@ from pyacemaker.state import (
 )
 from pyacemaker.stages.validate import VALIDATION_FILE, ValidationReport, validate_potential
 from pyacemaker.stages.validate.crystal import CalculatorFactory, validation_crystals
-from pyacemaker.stages.validate.reference import CrystalReference
+from pyacemaker.stages.validate.reference import CrystalReference, cached_references
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
@@ -178,6 +178,10 @@ def validate_record(record: PotentialRecord, config: CampaignConfig, store: Data
     workdir = Path(workdir)
     settings = config.validation
     crystals = validation_crystals(settings.structures, config.elements)
+    if references is None and config.oracle.kind == "qe":
+        # outside a campaign run (pyacemaker validate/report): the campaign's cached DFT
+        # references, when it computed them; none are computed here
+        references = cached_references(crystals, config, workdir) or None
     held_out, held_out_name = held_out_structures(record, store, workdir)
     labelled = store.atoms(status="labelled")
     phonon_reference = None

@@ -11,7 +11,6 @@ crystal or the property settings change. Never in the driver's process.
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 from ase import Atoms
@@ -23,25 +22,15 @@ from pyacemaker.stages.validate.crystal import validation_crystals
 from pyacemaker.stages.validate.gate import POTENTIAL_FAILURES
 from pyacemaker.stages.validate.reference import (
     CrystalReference,
+    campaign_reference_key,
     compute_reference,
     load_reference,
-    reference_key,
+    oracle_source,
+    reference_folder,
     save_reference,
 )
 
 log = logging.getLogger(__name__)
-REFERENCE_DIR = Path("validation") / "dft_reference"
-# the labels' settings that change a DFT number (not timeouts or healing limits)
-IGNORED_ORACLE_KEYS = ("timeout_s", "max_healing_attempts")
-
-
-def oracle_source(config: CampaignConfig) -> str:
-    if config.oracle.kind != "qe":
-        return f"oracle {config.oracle.kind}"
-    qe = config.oracle.qe
-    cutoffs = (f"{qe.ecutwfc:g}/{qe.ecutrho or 8 * qe.ecutwfc:g} Ry" if qe.ecutwfc
-               else "the pseudopotentials' cutoffs")
-    return f"DFT (pw.x, {cutoffs}, kspacing {qe.kspacing:g})"
 
 
 def reference_task(crystal: Atoms, config: CampaignConfig, programs: ProgramSettings,
@@ -58,17 +47,6 @@ def reference_task(crystal: Atoms, config: CampaignConfig, programs: ProgramSett
     return reference
 
 
-def _slug(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "crystal"
-
-
-def oracle_settings(config: CampaignConfig) -> dict[str, object]:
-    settings = config.oracle.model_dump(mode="json")
-    for key in IGNORED_ORACLE_KEYS:
-        settings.get("qe", {}).pop(key, None)
-    return settings
-
-
 def dft_references(engine: Engine, config: CampaignConfig, workdir: Path
                    ) -> tuple[dict[str, CrystalReference], dict[str, str]]:
     """(references by crystal label, why a crystal has none): cached ones at once, the
@@ -79,9 +57,8 @@ def dft_references(engine: Engine, config: CampaignConfig, workdir: Path
     pending = {}
     for crystal in validation_crystals(settings.structures, config.elements):
         label = str(crystal.info.get("label", crystal.get_chemical_formula()))
-        folder = Path(workdir) / REFERENCE_DIR / _slug(label)
-        key = reference_key(crystal, oracle_settings(config), settings,
-                            settings.reference_phonons)
+        folder = reference_folder(workdir, label)
+        key = campaign_reference_key(crystal, config)
         cached = load_reference(folder / "reference.json", key)
         if cached is not None:
             references[label] = cached

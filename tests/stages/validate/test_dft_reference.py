@@ -12,10 +12,16 @@ from ase.calculators.emt import EMT
 
 from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.execution import Engine
-from pyacemaker.execution.references import REFERENCE_DIR, dft_references
+from pyacemaker.execution.references import dft_references
 from pyacemaker.stages.validate import validate_potential
 from pyacemaker.stages.validate.crystal import default_crystals
-from pyacemaker.stages.validate.reference import compute_reference
+from pyacemaker.stages.validate.reference import (
+    REFERENCE_DIR,
+    cached_references,
+    compute_reference,
+    oracle_settings,
+    reference_key,
+)
 from pyacemaker.validation_settings import ValidationSettings
 
 CHEAP_SI = {"kspacing": 0.6, "ecutwfc": 20, "ecutrho": 160}
@@ -54,16 +60,13 @@ def test_si_references_with_real_pw_x_are_computed_once_and_cached(tmp_path: Pat
     saved = json.loads((tmp_path / REFERENCE_DIR / "Si_diamond" / "reference.json").read_text())
     assert saved["key"] == reference.key
     # another k-mesh is another DFT reference: not reused
-    with Engine(SiteConfig(local_executor="threads"), tmp_path / "run2") as engine:
-        from pyacemaker.execution.references import oracle_settings
-        from pyacemaker.stages.validate.reference import reference_key
-
-        other = si_campaign(kspacing=0.5)
-        crystal = default_crystals(["Si"])[0]
-        assert reference_key(crystal, oracle_settings(other), other.validation, True) \
-            != reference.key
-        assert reference_key(crystal, oracle_settings(si_campaign(timeout_s=10.0)),
-                             config.validation, True) == reference.key
+    crystal = default_crystals(["Si"])[0]
+    other = si_campaign(kspacing=0.5)
+    assert reference_key(crystal, oracle_settings(other), other.validation, True) \
+        != reference.key
+    assert cached_references([crystal], other, tmp_path) == {}
+    # a timeout is not a DFT setting: the same reference
+    assert cached_references([crystal], si_campaign(timeout_s=10.0), tmp_path) == references
 
 
 @pytest.mark.slow

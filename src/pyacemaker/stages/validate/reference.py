@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,13 @@ from pyacemaker.stages.validate.crystal import relax_crystal
 from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
 from pyacemaker.stages.validate.eos import EOSFit, fit_eos
 from pyacemaker.stages.validate.phonons import force_constants
+from pyacemaker.config import CampaignConfig
 from pyacemaker.validation_settings import ValidationSettings
 
 REFERENCE_EOS_POINTS = 9
+REFERENCE_DIR = Path("validation") / "dft_reference"  # inside the campaign folder
+# the oracle settings that do not change a DFT number (timeouts, healing limits)
+IGNORED_ORACLE_KEYS = ("timeout_s", "max_healing_attempts")
 
 
 class PhononReference(BaseModel):
@@ -124,3 +129,43 @@ def load_reference(path: Path, key: str) -> CrystalReference | None:
         raise ValueError(f"{path}: unreadable DFT reference ({exc}); delete it to compute "
                          "it again") from exc
     return reference if reference.key == key else None
+
+
+# ---------------------------------------------------------------- a campaign's cache
+def oracle_source(config: CampaignConfig) -> str:
+    if config.oracle.kind != "qe":
+        return f"oracle {config.oracle.kind}"
+    qe = config.oracle.qe
+    cutoffs = (f"{qe.ecutwfc:g}/{qe.ecutrho or 8 * qe.ecutwfc:g} Ry" if qe.ecutwfc
+               else "the pseudopotentials' cutoffs")
+    return f"DFT (pw.x, {cutoffs}, kspacing {qe.kspacing:g})"
+
+
+def oracle_settings(config: CampaignConfig) -> dict[str, Any]:
+    settings = config.oracle.model_dump(mode="json")
+    for key in IGNORED_ORACLE_KEYS:
+        settings.get("qe", {}).pop(key, None)
+    return settings
+
+
+def campaign_reference_key(crystal: Atoms, config: CampaignConfig) -> str:
+    return reference_key(crystal, oracle_settings(config), config.validation,
+                         config.validation.reference_phonons)
+
+
+def reference_folder(workdir: Path, label: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("_") or "crystal"
+    return Path(workdir) / REFERENCE_DIR / slug
+
+
+def cached_references(crystals: list[Atoms], config: CampaignConfig,
+                      workdir: Path) -> dict[str, CrystalReference]:
+    """The campaign's cached references that still match its settings (none computed)."""
+    found = {}
+    for crystal in crystals:
+        label = str(crystal.info.get("label", crystal.get_chemical_formula()))
+        reference = load_reference(reference_folder(workdir, label) / "reference.json",
+                                   campaign_reference_key(crystal, config))
+        if reference is not None:
+            found[label] = reference
+    return found
