@@ -113,12 +113,42 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    if args.potential is not None:
+        return _validate_file(args)
+    if args.workdir is None:
+        print("error: validate needs a campaign (--workdir DIR) or a potential file",
+              file=sys.stderr)
+        return 2
     from pyacemaker.release import validate_campaign
 
     report = validate_campaign(Path(args.workdir), args.config)
     print(f"validation of iteration {report.iteration}: {report.verdict}")
     for reason in report.reasons:
         print(f"  - {reason}")
+    return 0 if report.passed else 4
+
+
+def _validate_file(args: argparse.Namespace) -> int:
+    from pyacemaker.config import CampaignConfig
+    from pyacemaker.sites import resolve_site
+    from pyacemaker.validate_file import summary_lines, validate_file
+
+    if args.config:
+        config = load_campaign(args.config)
+    elif args.elements:
+        config = CampaignConfig(elements=args.elements)
+    else:
+        print("error: validate POTENTIAL needs --elements (e.g. --elements Cu) or --config",
+              file=sys.stderr)
+        return 2
+    output = Path(args.output or Path(args.potential).with_suffix("").name + "-validation")
+    report = validate_file(Path(args.potential), config, load_site(resolve_site(args.site)),
+                           output, oracle=args.oracle, reference=args.reference,
+                           data=args.data)
+    print(f"validation of {args.potential}:")
+    for line in summary_lines(report):
+        print(line)
+    print(f"report: {output / 'validation.json'}")
     return 0 if report.passed else 4
 
 
@@ -149,9 +179,25 @@ def _add_release_commands(sub: argparse._SubParsersAction) -> None:
     validate = sub.add_parser("validate", help="Go/No-Go quality gate of the current potential")
     report = sub.add_parser("report", help="write <workdir>/report.html")
     package = sub.add_parser("package", help="release folder and zip in dist/")
-    for command in (validate, report, package):
+    for command in (report, package):
         command.add_argument("--workdir", required=True, help="campaign folder")
         command.add_argument("--config", type=Path, help=config_help)
+    validate.add_argument("potential", nargs="?", type=Path,
+                          help="a potential file (.yace, .yaml, .ace) made anywhere; "
+                          "without it: the campaign of --workdir")
+    validate.add_argument("--workdir", help="campaign folder")
+    validate.add_argument("--config", type=Path, help=config_help + "; with a potential "
+                          "file: its elements, validation and oracle settings")
+    validate.add_argument("--elements", nargs="+", help="with a potential file: its elements")
+    validate.add_argument("--oracle", choices=["qe", "emt"],
+                          help="with a potential file: compute references with this oracle "
+                          "(qe: DFT tasks on --site, cached in the output folder)")
+    validate.add_argument("--reference", type=Path,
+                          help="a campaign's reference.json, or a YAML/JSON of moduli in GPa")
+    validate.add_argument("--data", type=Path, help="labelled extxyz for the error targets")
+    validate.add_argument("--site", default="local", help="site name or YAML (default local)")
+    validate.add_argument("--output", type=Path,
+                          help="folder for validation.json (default <potential>-validation)")
     package.add_argument("--force", action="store_true",
                          help="package even a potential that failed validation (marked so)")
     package.add_argument("--version", help="SemVer of the release; default 0.<iteration>.0")

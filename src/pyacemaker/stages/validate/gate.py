@@ -295,7 +295,9 @@ def validate_potential(
         checks.append(Check(name="errors", passed=True,
                             message="no held-out structures: errors not checked"))
     reasons = [c.message for c in checks if not c.passed]
-    if reference_factory is not None:
+    if references:
+        reference = ", ".join(sorted({r.source for r in references.values()}))
+    elif reference_factory is not None:
         reference = f"{type(reference_factory()).__name__} calculator"
     else:
         reference = "configured reference values" if settings.reference_moduli_gpa else "none"
