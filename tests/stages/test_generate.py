@@ -37,9 +37,22 @@ def test_from_one_element_alone() -> None:
                for a in structures)
     assert all(len(a) <= 16 and a.pbc.all() for a in structures)
     assert all(min_distance(a) > 0.7 * 2 * atomic_radius("Cu") for a in structures)
-    kinds = Counter(a.info["generator"].split("+", 1)[1] for a in structures)
-    assert {"strain", "rattle", "vacancy", "surface"} <= set(kinds), kinds
-    assert structures[0].info["generator"].startswith("Cu-reference")
+    kinds = [a.info["generator"].split("+", 1)[1] for a in structures]
+    # first what the gate checks on the ground state, in order
+    assert kinds[:19] == (["ground"] + [f"eos{f:.2f}" for f in (0.92, 0.96, 1.04, 1.08)]
+                          + [f"elastic{c}{m:+.2f}" for c in (1, 4)
+                             for m in (-0.02, -0.01, 0.01, 0.02)]
+                          + ["rattle0.03", "rattle0.10", "vacancy", "hot", "surface100",
+                             "surface111"]), kinds
+    assert all(a.info["generator"].startswith("Cu-reference") for a in structures[:19])
+    ground = structures[0]
+    eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
+           for a in structures[1:5]]
+    assert np.allclose(eos, (0.92, 0.96, 1.04, 1.08))
+    # no duplicate prototype: the reference crystal is fcc, so there is no "Cu-fcc" base
+    generators = {a.info["generator"].split("+")[0] for a in structures}
+    assert "Cu-fcc" not in generators and "Cu-bcc" in generators
+    assert {"strain", "vacancy"} <= set(Counter(kinds)), kinds
     volumes = [a.get_volume() / len(a) for a in structures if "surface" not in a.info["generator"]]
     assert 9.0 < np.median(volumes) < 14.0  # around fcc Cu's 11.8 A^3/atom
     assert len({structure_fingerprint(a) for a in structures}) == 30  # all distinct
@@ -57,9 +70,9 @@ def test_binary_gets_prototypes_alloys_and_both_elements() -> None:
 
 def test_generation_is_deterministic_given_the_generator() -> None:
     config = CampaignConfig(elements=["Si"])
-    a = initial_structures(config, 12, np.random.default_rng(5))
-    b = initial_structures(config, 12, np.random.default_rng(5))
-    c = initial_structures(config, 12, np.random.default_rng(6))
+    a = initial_structures(config, 24, np.random.default_rng(5))
+    b = initial_structures(config, 24, np.random.default_rng(5))
+    c = initial_structures(config, 24, np.random.default_rng(6))  # other rattles
     assert all(np.allclose(x.positions, y.positions) for x, y in zip(a, b))
     assert not all(np.allclose(x.positions, y.positions) for x, y in zip(a, c))
 

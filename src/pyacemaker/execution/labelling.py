@@ -55,6 +55,9 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
             counts["skipped"] += 1
             continue
         items.append((row_id, _clean(atoms)))
+    cost = oracle.estimate_cost([atoms for _, atoms in items], labelled_timings(datastore))
+    if cost is not None and items:
+        log.info("   DFT cost of this batch: %s", cost.describe())
     launch = launch_for(engine.site, "dft", "qe")
     config_errors: list[str] = []
     task_errors: list[Exception] = []
@@ -89,6 +92,17 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
             f"(others stored: {dict(counts)}):\n  " + "\n  ".join(config_errors[:5]))
     return {"converged": counts["converged"], "quarantined": counts["quarantined"],
             "skipped": counts["skipped"]}
+
+
+def labelled_timings(datastore: DataStore, last: int = 50) -> list[tuple[Atoms, float]]:
+    """(structure, pw.x seconds over its healing attempts) of the latest labels."""
+    timings = []
+    for row in list(datastore.rows(status="labelled"))[-last:]:
+        attempts = (row.data or {}).get("healing") or []
+        seconds = sum(float(a.get("duration_s", 0.0)) for a in attempts if isinstance(a, dict))
+        if seconds > 0:
+            timings.append((DataStore.row_to_atoms(row), seconds))
+    return timings
 
 
 def store_outcome(datastore: DataStore, row_id: int, outcome: LabelOutcome) -> None:

@@ -24,6 +24,7 @@ from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
+from pyacemaker.stages.coldstart import property_structures
 
 MAX_ATOMS = 16  # cold-start cells stay cheap for DFT
 MIN_DISTANCE_FRACTION = 0.7  # reject cells with a pair closer than this x expected bond
@@ -106,6 +107,8 @@ def base_structures(elements: list[str], rng: np.random.Generator) -> list[Atoms
         if state.get("symmetry") == "diatom":
             first.append(_tag(_dimer_in_box(element, float(state["d"])), f"{element}2-dimer"))
         for kind in SINGLE_PROTOTYPES:
+            if reference is not None and state.get("symmetry") == kind:
+                continue  # the reference crystal already is this prototype
             later.append(_tag(_prototype(element, kind, radius[element]), f"{element}-{kind}"))
     for a, b in combinations(elements, 2):
         bond = radius[a] + radius[b]
@@ -253,8 +256,11 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
     """``n`` distinct small structures to label first (provenance ``coldstart``).
 
     From ``config.seed_structures`` when given (each seed kept once unvaried), otherwise
-    from ``config.elements`` alone. Then strains, rattles, supercells, vacancies and
-    surface slabs of the bases in turn, rejecting cells with too-close atoms.
+    from ``config.elements`` alone: first what the gate checks on each element's reference
+    crystal (its EOS, elastic strains, rattled cells, a vacancy, surfaces, a hot snapshot:
+    ``coldstart.py``). Then strains, rattles, supercells, vacancies and surface slabs of
+    the bases in turn (other prototypes after the reference crystals), rejecting cells with
+    too-close atoms.
     """
     if n < 1:
         return []
@@ -264,9 +270,10 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
         if foreign:
             raise GenerationError(f"seed_structures contain element(s) {foreign} that are not "
                                   f"in elements {config.elements}")
+        out: list[Atoms] = [b.copy() for b in bases[:n]]
     else:
         bases = base_structures(list(config.elements), rng)
-    out: list[Atoms] = [b.copy() for b in bases[:n]] if config.seed_structures else []
+        out = _ground_state_sets(bases, rng, max_atoms)[:n]
     # Round-robin: each round gives every base one more variant, so a small budget still
     # covers all bases (most relevant first).
     variants = [_variants(base, rng, max_atoms) for base in bases]
@@ -289,6 +296,23 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
     for atoms in out:
         atoms.info.update(provenance="coldstart", iteration=0)
     return out[:n]
+
+
+def _ground_state_sets(bases: list[Atoms], rng: np.random.Generator,
+                      max_atoms: int) -> list[Atoms]:
+    """The property-aware structures of every element's reference crystal
+    (``coldstart.py``), interleaved across elements so a small budget covers each."""
+    sets = []
+    for base in bases:
+        generator = base.info.get("generator", "")
+        if generator.endswith("-reference"):
+            tagged = []
+            for kind, atoms in property_structures(base, rng, max_atoms, too_close):
+                atoms.info["generator"] = f"{generator}+{kind}"
+                tagged.append(atoms)
+            sets.append(tagged)
+    longest = max((len(s) for s in sets), default=0)
+    return [s[k] for k in range(longest) for s in sets if k < len(s)]
 
 
 def kmc_start_structures(config: CampaignConfig) -> list[Atoms]:

@@ -8,6 +8,7 @@ element EMT does not know ...).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -19,6 +20,7 @@ from pyacemaker.programs import Launch
 
 if TYPE_CHECKING:
     from pyacemaker.config import CampaignConfig, ProgramSettings
+    from pyacemaker.stages.oracle.cost import CostEstimate
 
 
 class OracleConfigError(ValueError):
@@ -42,6 +44,11 @@ class Oracle(Protocol):
     name: str
 
     def label(self, atoms: Atoms, workdir: Path, launch: Launch | None = None) -> LabelOutcome:
+        ...
+
+    def estimate_cost(self, structures: Sequence[Atoms],
+                      done: Sequence[tuple[Atoms, float]] = ()) -> CostEstimate | None:
+        """What labelling ``structures`` will cost (None: negligible, e.g. EMT)."""
         ...
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.calculators.emt import EMT, parameters as EMT_PARAMETERS
+from ase.calculators.emt import EMT
+from ase.calculators.emt import parameters as EMT_PARAMETERS
 
 from pyacemaker.datastore import labelled_copy
 from pyacemaker.programs import Launch
@@ -34,6 +35,9 @@ class EMTOracle:
             raise OracleConfigError(
                 f"elements: EMT has no parameters for {unknown}; it knows "
                 f"{sorted(EMT_PARAMETERS)}. Use oracle.kind: qe for these elements.")
+
+    def estimate_cost(self, structures: object, done: object = ()) -> None:
+        return None  # EMT costs nothing worth announcing
 
     def provenance(self) -> dict[str, object]:
         return {"name": "emt", "method": EMT_METHOD, "program": "ase.calculators.emt.EMT",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from pyacemaker.config import DFTSettings
 from pyacemaker.datastore import labelled_copy
 from pyacemaker.programs import Launch, ProgramResult, run_program
 from pyacemaker.stages.oracle.base import LabelOutcome, OracleConfigError, geometry_problem
+from pyacemaker.stages.oracle.cost import CostEstimate, estimate
 from pyacemaker.stages.oracle.healing import Healer, magnetic_ordering_problem
 from pyacemaker.stages.oracle.outcome import Classification, PwOutput, classify
 from pyacemaker.stages.oracle.parameters import (
@@ -180,6 +182,11 @@ class QEOracle:
                          run.classification.detail, strategy)
         finally:
             shutil.rmtree(workdir / "scratch", ignore_errors=True)
+
+    def estimate_cost(self, structures: Sequence[Atoms],
+                      done: Sequence[tuple[Atoms, float]] = ()) -> CostEstimate:
+        # relative units: any fixed cutoff gives the same calibrated seconds
+        return estimate(structures, self.settings.kspacing, self.settings.ecutwfc or 40.0, done)
 
     def provenance(self, pseudos: dict[str, PseudoChoice], run: PwRun | None) -> dict[str, Any]:
         return {

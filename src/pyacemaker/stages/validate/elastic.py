@@ -73,7 +73,7 @@ def crystal_system(atoms: Atoms, symprec: float = 1e-3) -> tuple[str, str]:
     return system, f"{dataset.international} ({number})"
 
 
-def _strained(atoms: Atoms, voigt: int, magnitude: float) -> Atoms:
+def voigt_strained(atoms: Atoms, voigt: int, magnitude: float) -> Atoms:
     strain = np.zeros((3, 3))
     i, j = VOIGT_PAIRS[voigt]
     if i == j:
@@ -102,7 +102,7 @@ def stiffness_from_strains(atoms: Atoms, calc: Calculator, max_strain: float = 0
     relax_ions = len(atoms) > 1
     c = np.zeros((6, 6))
     for voigt in columns:
-        stresses = np.array([_stress(_strained(atoms, voigt, m), calc, relax_ions)
+        stresses = np.array([_stress(voigt_strained(atoms, voigt, m), calc, relax_ions)
                              for m in magnitudes])
         c[:, voigt] = np.polyfit(magnitudes, stresses, 1)[0]
     return c

@@ -1,0 +1,103 @@
+"""The cold start's first structures: what the gate will check, for each ground state.
+
+For the reference crystal of each element (ASE's reference state: fcc Cu, diamond Si ...),
+in this order, small and symmetric where possible (k-point cost):
+
+* the crystal itself (primitive cell in the standard orientation);
+* an EOS series, V/V0 = 0.92, 0.96, 1.04, 1.08;
+* the elastic strains the gate uses: a normal and a shear component (plus the c-axis ones
+  for non-cubic cells) at +-1 % and +-2 %;
+* the conventional cell (at least 8 atoms) rattled at 0.03 and 0.10 A;
+* a vacancy in it, rattled 0.03 A;
+* (100) and (111) slabs of at most ``max_atoms`` atoms;
+* a hot, liquid-like snapshot: 0.2 A rattle (0.15 A if that puts atoms too close).
+
+Deterministic strains; the rattles draw from the given generator. The rest of the budget
+goes to other prototypes and random variations (``generate.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import spglib
+from ase import Atoms
+from ase.build import surface
+
+from pyacemaker.stages.validate.elastic import crystal_system, standard_cell, voigt_strained
+
+EOS_FACTORS = (0.92, 0.96, 1.04, 1.08)
+ELASTIC_STRAINS = (-0.02, -0.01, 0.01, 0.02)
+RATTLES_A = (0.03, 0.10)
+HOT_RATTLES_A = (0.20, 0.15)
+SURFACES = ((1, 0, 0), (1, 1, 1))
+SLAB_VACUUM = 6.0
+MIN_SUPERCELL_ATOMS = 8
+
+
+def conventional_cell(atoms: Atoms) -> Atoms:
+    lattice, positions, numbers = spglib.standardize_cell(
+        (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers), to_primitive=False,
+        symprec=1e-3)
+    return Atoms(numbers=numbers, cell=lattice, scaled_positions=positions, pbc=True)
+
+
+def _grown(atoms: Atoms, target: int) -> Atoms:
+    repeat = [1, 1, 1]
+    while len(atoms) * int(np.prod(repeat)) < target:
+        lengths = atoms.cell.lengths() * repeat
+        repeat[int(np.argmin(lengths))] += 1
+    return atoms.repeat(repeat)
+
+
+def _scaled(atoms: Atoms, volume_factor: float) -> Atoms:
+    out = atoms.copy()
+    out.set_cell(atoms.cell.array * volume_factor ** (1 / 3), scale_atoms=True)
+    return out
+
+
+def _rattled(atoms: Atoms, rng: np.random.Generator, sigma: float) -> Atoms:
+    out = atoms.copy()
+    out.positions += rng.normal(0.0, sigma, (len(out), 3))
+    return out
+
+
+def _slab(atoms: Atoms, miller: tuple[int, int, int], max_atoms: int) -> Atoms | None:
+    for layers in (4, 3, 2):
+        try:
+            out = surface(atoms, miller, layers, vacuum=SLAB_VACUUM / 2, periodic=True)
+        except (ValueError, np.linalg.LinAlgError):
+            return None
+        if len(out) <= max_atoms:
+            out.pbc = True
+            return out
+    return None
+
+
+def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
+                        too_close: Callable[[Atoms], bool]) -> list[tuple[str, Atoms]]:
+    """(kind, structure) pairs for the ground state ``ground``; see the module docstring."""
+    primitive = standard_cell(ground)
+    system, _ = crystal_system(primitive)
+    out: list[tuple[str, Atoms]] = [("ground", primitive.copy())]
+    out += [(f"eos{factor:.2f}", _scaled(primitive, factor)) for factor in EOS_FACTORS]
+    components = (0, 3) if system == "cubic" else (0, 2, 3, 5)
+    out += [(f"elastic{voigt + 1}{magnitude:+.2f}", voigt_strained(primitive, voigt, magnitude))
+            for voigt in components for magnitude in ELASTIC_STRAINS]
+    bulk_cell = _grown(conventional_cell(primitive), MIN_SUPERCELL_ATOMS)
+    if len(bulk_cell) <= max_atoms:
+        out += [(f"rattle{sigma:.2f}", _rattled(bulk_cell, rng, sigma)) for sigma in RATTLES_A]
+        vacancy = bulk_cell.copy()
+        del vacancy[0]
+        out.append(("vacancy", _rattled(vacancy, rng, 0.03)))
+        for sigma in HOT_RATTLES_A:
+            hot = _rattled(bulk_cell, rng, sigma)
+            if not too_close(hot):
+                out.append(("hot", hot))
+                break
+    for miller in SURFACES:
+        slab = _slab(conventional_cell(primitive), miller, max_atoms)
+        if slab is not None:
+            out.append((f"surface{''.join(map(str, miller))}", _rattled(slab, rng, 0.02)))
+    return out

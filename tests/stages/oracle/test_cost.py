@@ -1,0 +1,34 @@
+"""The DFT cost estimate printed before a labelling batch (pure arithmetic and spglib)."""
+
+from __future__ import annotations
+
+import pytest
+from ase.build import bulk
+
+from pyacemaker.stages.oracle.cost import cost_units, estimate, irreducible_kpoints
+
+
+def test_symmetry_reduces_the_k_points_and_a_rattle_loses_it() -> None:
+    si = bulk("Si", "diamond", a=5.43)
+    assert irreducible_kpoints(si, (4, 4, 4)) == 8  # the textbook 4x4x4 fcc mesh
+    rattled = si.copy()
+    rattled.rattle(0.05, seed=1)
+    assert irreducible_kpoints(rattled, (4, 4, 4)) == 36  # time reversal only: (64 + 8) / 2
+
+
+def test_cost_grows_with_atoms_k_points_and_cutoff() -> None:
+    si = bulk("Si", "diamond", a=5.43)
+    cubic = bulk("Si", "diamond", a=5.43, cubic=True)
+    cubic.rattle(0.05, seed=2)
+    assert cost_units(cubic, 0.3, 30) > 4 * cost_units(si, 0.3, 30)
+    assert cost_units(si, 0.3, 40) == pytest.approx(cost_units(si, 0.3, 30) * (40 / 30) ** 1.5)
+
+
+def test_earlier_labels_calibrate_seconds() -> None:
+    si = bulk("Si", "diamond", a=5.43)
+    uncalibrated = estimate([si, si], 0.3, 30)
+    assert uncalibrated.seconds is None and "no earlier label" in uncalibrated.describe()
+    calibrated = estimate([si, si], 0.3, 30, done=[(si, 2.0), (si, 2.0)])
+    assert calibrated.seconds == pytest.approx(4.0)
+    assert calibrated.structures == 2 and calibrated.atoms == 4 and calibrated.largest == 2
+    assert "about 4 s of pw.x in all" in calibrated.describe()
