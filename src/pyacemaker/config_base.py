@@ -11,3 +11,10 @@ class ConfigError(ValueError):
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def check_gamma_order(gamma_lower: float, gamma_upper: float) -> None:
+    """Frames between the two thresholds are candidates, above the upper one a run halts."""
+    if gamma_upper <= gamma_lower:
+        raise ValueError(f"gamma_upper ({gamma_upper}) must be greater than gamma_lower "
+                         f"({gamma_lower})")

@@ -39,7 +39,7 @@ def test_report_is_complete_and_self_contained(reported_campaign):
         assert marker not in html
     validation = load_validation(reported_campaign)
     assert validation.errors.set_name == "fixed validation set (never fitted)"
-    assert validation.errors.overall.n_structures == 20
+    assert validation.errors.overall.n_structures == 12
     assert "label_structure" in html and "fit_potential" in html  # real Parsl monitoring db
     assert ">light<" in html and "wall_time_s" in html  # execution layer's executor summary
     assert "more_smearing" in html and "scf not converged" in html  # healing log

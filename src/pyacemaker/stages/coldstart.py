@@ -63,7 +63,9 @@ def _rattled(atoms: Atoms, rng: np.random.Generator, sigma: float) -> Atoms:
     return out
 
 
-def _slab(atoms: Atoms, miller: tuple[int, int, int], max_atoms: int) -> Atoms | None:
+def low_index_slab(atoms: Atoms, miller: tuple[int, int, int], max_atoms: int) -> Atoms | None:
+    """A periodic slab (vacuum along c) of 4, 3 or 2 layers, the thickest within
+    ``max_atoms``; None when none fits."""
     for layers in (4, 3, 2):
         try:
             out = surface(atoms, miller, layers, vacuum=SLAB_VACUUM / 2, periodic=True)
@@ -97,7 +99,7 @@ def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
                 out.append(("hot", hot))
                 break
     for miller in SURFACES:
-        slab = _slab(conventional_cell(primitive), miller, max_atoms)
+        slab = low_index_slab(conventional_cell(primitive), miller, max_atoms)
         if slab is not None:
             out.append((f"surface{''.join(map(str, miller))}", _rattled(slab, rng, 0.02)))
     return out

@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 from ase import Atoms
-from ase.build import bulk, surface
+from ase.build import bulk
 from ase.data import atomic_numbers, covalent_radii, reference_states
 from ase.io import read
 from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
-from pyacemaker.stages.coldstart import property_structures
+from pyacemaker.stages.coldstart import low_index_slab, property_structures
 
 MAX_ATOMS = 16  # cold-start cells stay cheap for DFT
 MIN_DISTANCE_FRACTION = 0.7  # reject cells with a pair closer than this x expected bond
@@ -34,7 +34,6 @@ BINARY_PROTOTYPES = ("rocksalt", "cesiumchloride", "zincblende")
 VOLUME_STRAIN = 0.08
 SHEAR_STRAIN = 0.03
 RATTLE_RANGE = (0.02, 0.12)
-SLAB_VACUUM = 6.0
 MAX_PROPOSALS_PER_PICK = 10  # a base giving no acceptable cell this often is dropped
 
 
@@ -184,15 +183,7 @@ def _repeat_for(atoms: Atoms, target: int) -> tuple[int, int, int]:
 def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int = MAX_ATOMS) -> Atoms | None:
     """A low-index surface slab (periodic, vacuum along c) of at most ``max_atoms``."""
     miller = [(1, 0, 0), (1, 1, 0), (1, 1, 1)][int(rng.integers(3))]
-    for layers in (4, 3, 2):
-        try:
-            out = surface(atoms, miller, layers, vacuum=SLAB_VACUUM / 2, periodic=True)
-        except (ValueError, np.linalg.LinAlgError):
-            return None
-        if len(out) <= max_atoms:
-            out.pbc = True
-            return out
-    return None
+    return low_index_slab(atoms, miller, max_atoms)
 
 
 def _variants(base: Atoms, rng: np.random.Generator,
