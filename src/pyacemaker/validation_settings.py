@@ -54,8 +54,9 @@ class ValidationSettings(StrictModel):
         5, ge=1, description="Fewer validation structures: the error targets are not judged "
         "(a NO-GO says so).")
     regression_tolerance: float = Field(
-        0.05, ge=0, description="A new fit whose validation-set error score is more than "
-        "this fraction above the current potential's is not deployed.")
+        0.25, ge=0, description="A new fit whose validation-set error score is more than "
+        "this fraction above the current potential's is not deployed (a fit that learned "
+        "a new region may lose a little on the old ones; a broken refit is far worse).")
     energy_rmse_mev_per_atom: float = Field(10.0, gt=0, description="Held-out set target.")
     force_rmse_ev_per_a: float = Field(0.2, gt=0, description="Held-out set target.")
     stress_rmse_gpa: float = Field(1.0, gt=0, description="Held-out set target (if stresses).")

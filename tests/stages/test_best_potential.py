@@ -17,7 +17,7 @@ from pyacemaker.stages.validation_set import VALIDATION
 from pyacemaker.state import PotentialRecord
 from pyacemaker.validation_settings import ValidationSettings
 
-SETTINGS = ValidationSettings()  # targets 10 meV/atom, 0.2 eV/A; tolerance 5 %
+SETTINGS = ValidationSettings()  # targets 10 meV/atom, 0.2 eV/A; tolerance 25 %
 
 
 def errors(energy: float, force: float, n: int = 6) -> ErrorMetrics:
@@ -45,9 +45,11 @@ def test_a_worse_fit_is_not_deployed_and_the_reason_says_by_how_much() -> None:
 def test_better_or_equal_within_tolerance_is_deployed() -> None:
     assert choose_potential(record(1), errors(8, 0.1), record(2), errors(6, 0.09),
                             SETTINGS).deploy
-    # score 0.8 + 0.5 = 1.3 vs 1.3 * 1.04: within the 5 % tolerance
-    assert choose_potential(record(1), errors(8, 0.1), record(2), errors(8.32, 0.104),
+    # score 0.8 + 0.5 = 1.3 vs 1.3 * 1.2: within the 25 % tolerance; 1.3 x 1.3 is not
+    assert choose_potential(record(1), errors(8, 0.1), record(2), errors(9.6, 0.12),
                             SETTINGS).deploy
+    assert not choose_potential(record(1), errors(8, 0.1), record(2), errors(10.4, 0.13),
+                                SETTINGS).deploy
     # a trade: forces much better, energy a bit worse -> the normalised sum decides
     assert choose_potential(record(1), errors(5, 0.2), record(2), errors(6, 0.1),
                             SETTINGS).deploy
@@ -87,5 +89,5 @@ def test_a_fit_made_worse_on_purpose_is_not_deployed(
                                  tmp_path, store.path)
     assert not rejected.deployed and "worse than the current potential" in rejected.choice
     assert accepted.deployed
-    assert rejected.metrics["validation_score"] > 1.05 * accepted.metrics["validation_score"]
+    assert rejected.metrics["validation_score"] > 1.25 * accepted.metrics["validation_score"]
     assert rejected.metrics["validation_structures"] == 20

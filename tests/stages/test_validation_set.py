@@ -62,3 +62,13 @@ def test_the_training_set_export_leaves_the_validation_set_out(tmp_path: Path) -
     assert len(exported) == 15
     held = {structure_fingerprint(a) for a in validation_structures(store)}
     assert len(held) == 5 and not held & {structure_fingerprint(a) for a in exported}
+
+
+def test_a_halted_frame_is_never_held_out(tmp_path: Path) -> None:
+    store = DataStore(tmp_path / "data.db")
+    for k, atoms in enumerate(cu_training_structures()[:10]):
+        atoms.info.update(iteration=1, provenance="kmc_halt" if k < 9 else "halt_cluster")
+        store.add(atoms)
+    chosen = assign_splits(store, 1, 0.5, seed=3)
+    assert len(chosen) == 1  # only the cut-out may go; the nine halts train
+    assert store.get_atoms(chosen[0]).info["provenance"] == "halt_cluster"

@@ -1,8 +1,9 @@
 """The campaign's fixed validation set: labelled structures held out of every fit.
 
-After each labelling stage, a fixed fraction (``validation.validation_fraction``) of the
-iteration's labelled structures is marked ``split=validation`` in the data lake and the rest
-``split=train``; a row is assigned once and never moves, so a structure that any fit saw is
+Before each fit, a fixed fraction (``validation.validation_fraction``) of the iteration's
+labelled structures is marked ``split=validation`` in the data lake and the rest
+``split=train`` (a halted frame itself, ``*_halt``, is never held out: it is what the
+iteration has to learn; the candidates cut out around it may be); a row is assigned once and never moves, so a structure that any fit saw is
 never in the validation set, and errors on it are comparable across iterations. Rows of
 campaigns started before the split existed carry no split and count as training data.
 The gate's error targets and the best-so-far rule (``stages/train/best.py``) use this set.
@@ -29,11 +30,14 @@ def assign_splits(store: DataStore, iteration: int, fraction: float, seed: int) 
     unassigned = sorted(row.id for row in rows if row.get("split") is None)
     if not unassigned:
         return []
+    # the halted frame itself is what the iteration must learn: never held out
+    eligible = sorted(row.id for row in rows if row.get("split") is None
+                      and not str(row.get("provenance") or "").endswith("_halt"))
     have = sum(1 for row in rows if row.get("split") == VALIDATION)
     want = math.floor(fraction * len(rows) + 0.5) if fraction > 0 else 0
-    n_new = min(max(want - have, 0), len(unassigned))
+    n_new = min(max(want - have, 0), len(eligible))
     rng = np.random.default_rng([seed, iteration, 104729])
-    chosen = sorted(int(i) for i in rng.choice(unassigned, size=n_new, replace=False))
+    chosen = sorted(int(i) for i in rng.choice(eligible, size=n_new, replace=False))
     store.set_split(chosen, VALIDATION)
     store.set_split(sorted(set(unassigned) - set(chosen)), TRAIN)
     return chosen
