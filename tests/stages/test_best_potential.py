@@ -11,8 +11,7 @@ from pyacemaker.config import SiteConfig
 from pyacemaker.datastore import DataStore
 from pyacemaker.execution import Engine
 from pyacemaker.execution.scoring import judge_new_fit
-from pyacemaker.stages.train.best import choose_potential
-from pyacemaker.stages.validate.errors import ErrorMetrics
+from pyacemaker.stages.train.best import FitScore, choose_potential
 from pyacemaker.stages.validation_set import VALIDATION
 from pyacemaker.state import PotentialRecord
 from pyacemaker.validation_settings import ValidationSettings
@@ -20,10 +19,8 @@ from pyacemaker.validation_settings import ValidationSettings
 SETTINGS = ValidationSettings()  # targets 10 meV/atom, 0.2 eV/A; tolerance 25 %
 
 
-def errors(energy: float, force: float, n: int = 6) -> ErrorMetrics:
-    return ErrorMetrics(n_structures=n, n_with_stress=0, energy_rmse_mev_per_atom=energy,
-                        energy_mae_mev_per_atom=energy, force_rmse_ev_per_a=force,
-                        force_mae_ev_per_a=force)
+def errors(energy: float, force: float, n: int = 6) -> FitScore:
+    return FitScore(energy_spread_mev_per_atom=energy, force_rmse_ev_per_a=force, structures=n)
 
 
 def record(iteration: int) -> PotentialRecord:
@@ -39,7 +36,7 @@ def test_a_worse_fit_is_not_deployed_and_the_reason_says_by_how_much() -> None:
                               SETTINGS)
     assert not choice.deploy
     assert "worse than the current potential" in choice.reason
-    assert "E 99.70 vs 7.30 meV/atom" in choice.reason and "iteration 1" in choice.reason
+    assert "E spread 99.70 vs 7.30 meV/atom" in choice.reason and "iteration 1" in choice.reason
 
 
 def test_better_or_equal_within_tolerance_is_deployed() -> None:
@@ -58,6 +55,29 @@ def test_better_or_equal_within_tolerance_is_deployed() -> None:
 def test_without_a_validation_set_the_newest_fit_is_used() -> None:
     choice = choose_potential(record(1), None, record(2), None, SETTINGS)
     assert choice.deploy and "no validation set" in choice.reason
+
+
+def test_nothing_is_judged_on_fewer_than_five_structures() -> None:
+    """Seen: 3 structures made a fit that had learned a kMC halt look 2x worse."""
+    choice = choose_potential(record(0), errors(5.4, 0.02, n=3), record(1),
+                              errors(12.1, 0.01, n=3), SETTINGS)
+    assert choice.deploy and "3 structures, fewer than 5: not judged" in choice.reason
+
+
+def test_a_constant_energy_offset_is_not_an_error() -> None:
+    """The energy term is the spread of the per-atom errors: an offset moves no force,
+    stress, phonon or elastic constant."""
+    from pyacemaker.stages.validate.errors import ErrorMetrics, ErrorResult, ParityData
+
+    ref = [-3.5, -3.4, -3.45, -3.3, -3.2]
+    parity = ParityData(energy_ref_per_atom=ref, energy_pred_per_atom=[e + 0.05 for e in ref],
+                        provenance=["x"] * 5, force_ref=[0.0], force_pred=[0.0])
+    overall = ErrorMetrics(n_structures=5, n_with_stress=0, energy_rmse_mev_per_atom=50.0,
+                           energy_mae_mev_per_atom=50.0, force_rmse_ev_per_a=0.01,
+                           force_mae_ev_per_a=0.01)
+    score = FitScore.of(ErrorResult(set_name="v", overall=overall, per_provenance={},
+                                    parity=parity))
+    assert score.energy_spread_mev_per_atom == pytest.approx(0.0, abs=1e-9)
 
 
 @pytest.fixture(scope="module")

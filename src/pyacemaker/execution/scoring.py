@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from pyacemaker.execution.engine import Engine
-from pyacemaker.stages.validate.errors import ErrorMetrics
+from pyacemaker.stages.train.best import FitScore
 from pyacemaker.state import PotentialRecord
 from pyacemaker.validation_settings import ValidationSettings
 
@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 
 def score_task(records: list[PotentialRecord], workdir: str,
-               datastore_path: str) -> list[ErrorMetrics | None]:
-    """Errors of each record on the validation set (None for all: the set is empty)."""
+               datastore_path: str) -> list[FitScore | None]:
+    """Score of each record on the validation set (None for all: the set is empty)."""
     from pyacemaker.datastore import DataStore
     from pyacemaker.release import potential_calculator_factory
     from pyacemaker.stages.validate.errors import compute_errors
@@ -24,12 +24,13 @@ def score_task(records: list[PotentialRecord], workdir: str,
     structures = validation_structures(DataStore(Path(datastore_path)))
     if not structures:
         return [None for _ in records]
-    return [compute_errors(structures, potential_calculator_factory(r, Path(workdir))(),
-                           "validation set").overall for r in records]
+    return [FitScore.of(compute_errors(structures,
+                                       potential_calculator_factory(r, Path(workdir))(),
+                                       "validation set")) for r in records]
 
 
 def score_on_validation_set(engine: Engine, records: list[PotentialRecord], workdir: Path,
-                            datastore_path: Path) -> list[ErrorMetrics | None]:
+                            datastore_path: Path) -> list[FitScore | None]:
     return engine.submit("light", score_task, records, str(workdir),
                          str(datastore_path)).result()
 
@@ -39,14 +40,14 @@ def judge_new_fit(engine: Engine, current: PotentialRecord | None, new: Potentia
                   datastore_path: Path) -> PotentialRecord:
     """Score ``new`` and ``current`` on the validation set and record in ``new`` whether it
     is deployed (``stages/train/best.py``); the caller deploys it when ``new.deployed``."""
-    from pyacemaker.stages.train.best import choose_potential, score_metrics
+    from pyacemaker.stages.train.best import choose_potential
 
     scored = [new] if current is None else [new, current]
-    errors = score_on_validation_set(engine, scored, workdir, datastore_path)
-    if errors[0] is not None:
-        new.metrics.update(score_metrics(errors[0], settings))
-    choice = choose_potential(current, errors[-1] if current is not None else None, new,
-                              errors[0], settings)
+    scores = score_on_validation_set(engine, scored, workdir, datastore_path)
+    if scores[0] is not None:
+        new.metrics.update(scores[0].metrics(settings))
+    choice = choose_potential(current, scores[-1] if current is not None else None, new,
+                              scores[0], settings)
     new.deployed, new.choice = choice.deploy, choice.reason
     if not choice.deploy:
         assert current is not None

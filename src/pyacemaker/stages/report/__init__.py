@@ -158,14 +158,14 @@ def _fits_section(potentials: list[PotentialRecord]) -> list[str]:
         return []
     nan = float("nan")
     rows = [[p.iteration, p.mode or "", p.metrics.get("n_structures", nan),
-             p.metrics.get("validation_energy_rmse_mev_per_atom", nan),
+             p.metrics.get("validation_energy_spread_mev_per_atom", nan),
              p.metrics.get("validation_force_rmse_ev_per_a", nan),
              "yes" if p.deployed else "NO", p.choice] for p in potentials]
     return ["<h2>Fits</h2>",
             _note("Each fit scored on the campaign's fixed validation set (never fitted); "
                   "a fit worse than the potential it would replace is kept for the record "
                   "and not deployed."),
-            _table(["iteration", "mode", "structures", "val. E RMSE (meV/atom)",
+            _table(["iteration", "mode", "structures", "val. E spread (meV/atom)",
                     "val. F RMSE (eV/A)", "deployed", "why"], rows)]
 
 
