@@ -31,7 +31,10 @@ CAMPAIGN = {
                  "warm_start_iterations": 40, "full_refit_every": 2},
     "exploration": {"engine": "ase", "temperatures": [300], "steps": 200, "target_atoms": 32,
                     "walkers": 1, "max_tasks": 1, "kmc": KMC},
-    "active_learning": {"initial_structures": 16, "max_candidates_per_iteration": 12,
+    # 24: the cold start's property set of fcc Cu (19 cells, 13 of them one-atom EOS and
+    # strain cells) and a few defect/prototype cells; 16 left too few atomic environments
+    # for the vacancy hop to be learned within 5 iterations
+    "active_learning": {"initial_structures": 24, "max_candidates_per_iteration": 12,
                         "max_iterations": 5},
 }
 

@@ -32,3 +32,16 @@ def test_earlier_labels_calibrate_seconds() -> None:
     assert calibrated.seconds == pytest.approx(4.0)
     assert calibrated.structures == 2 and calibrated.atoms == 4 and calibrated.largest == 2
     assert "about 4 s of pw.x in all" in calibrated.describe()
+
+
+def test_a_slab_gets_one_k_point_along_its_vacuum() -> None:
+    from ase.build import fcc111
+
+    from pyacemaker.stages.oracle.parameters import kpoint_grid, vacuum_gap
+
+    slab = fcc111("Cu", size=(2, 2, 4), vacuum=5.0, periodic=True)
+    assert vacuum_gap(slab, 2) == pytest.approx(10.0, abs=0.1)
+    grid = kpoint_grid(slab, 0.3)
+    assert grid[2] == 1 and grid[0] > 1 and grid[1] > 1
+    bulk_cell = bulk("Cu", "fcc", a=3.6, cubic=True)
+    assert all(n > 1 for n in kpoint_grid(bulk_cell, 0.3))  # no vacuum: full mesh

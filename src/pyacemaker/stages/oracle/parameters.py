@@ -52,13 +52,29 @@ class RunParameters:
         return record
 
 
+VACUUM_GAP_A = 5.0  # a gap this wide along a cell vector is vacuum: no dispersion there
+
+
+def vacuum_gap(atoms: Atoms, axis: int) -> float:
+    """Widest empty stretch (A) between atomic planes along cell vector ``axis``, measured
+    perpendicular to the other two vectors, periodic images included."""
+    if len(atoms) == 0:
+        return 0.0
+    fractions = np.sort(atoms.get_scaled_positions(wrap=True)[:, axis])
+    gaps = np.diff(np.concatenate([fractions, [fractions[0] + 1.0]]))
+    normal = atoms.cell.reciprocal()[axis]
+    spacing = 1.0 / float(np.linalg.norm(normal))  # distance between the lattice planes
+    return float(gaps.max()) * spacing
+
+
 def kpoint_grid(atoms: Atoms, kspacing: float) -> tuple[int, int, int]:
     """Monkhorst-Pack divisions with at most ``kspacing`` (2*pi/A, VASP's KSPACING convention)
-    between points; 1 along non-periodic directions."""
+    between points; 1 along non-periodic directions and along a vacuum gap of more than
+    ``VACUUM_GAP_A`` (a slab or a molecule in a box has no dispersion there)."""
     reciprocal = atoms.cell.reciprocal() * 2 * math.pi
     grid = []
     for axis in range(3):
-        if not atoms.pbc[axis]:
+        if not atoms.pbc[axis] or vacuum_gap(atoms, axis) > VACUUM_GAP_A:
             grid.append(1)
             continue
         length = float(np.linalg.norm(reciprocal[axis]))
