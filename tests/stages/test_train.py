@@ -178,7 +178,7 @@ def test_datastore_export(tmp_path: Path) -> None:
     store.add(bulk("Cu", "fcc", a=3.7))  # a candidate without labels: not exported
     path = export_training_set(store, tmp_path / "d.pckl.gzip", {"Cu": 3.51})
     assert len(pd.read_pickle(path, compression="gzip")) == 4
-    with pytest.raises(ValueError, match="no labelled structures"):
+    with pytest.raises(ValueError, match="no labelled training structures"):
         export_training_set(DataStore(tmp_path / "empty.db"), tmp_path / "e.pckl.gzip", {})
 
 
