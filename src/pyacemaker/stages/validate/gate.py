@@ -41,12 +41,12 @@ from pyacemaker.stages.validate.phonon_reference import (
     compare_frequencies,
     compare_phonons,
 )
-from pyacemaker.stages.validate.reference import (
-    CrystalReference,
-    compute_reference,
+from pyacemaker.stages.validate.reference import CrystalReference, compute_reference
+from pyacemaker.stages.validate.phonons import (
+    PhononResult,
+    compute_phonons,
     special_point_frequencies,
 )
-from pyacemaker.stages.validate.phonons import PhononResult, compute_phonons
 
 log = logging.getLogger(__name__)
 VALIDATION_FILE = "validation.json"

@@ -16,7 +16,7 @@ from ase.calculators.calculator import Calculator, all_changes
 from pydantic import BaseModel, Field
 
 from pyacemaker.programs import Launch
-from pyacemaker.stages.validate.phonons import force_constants
+from pyacemaker.stages.validate.phonons import special_point_frequencies
 
 
 class OracleCalculator(Calculator):
@@ -64,13 +64,8 @@ class PhononComparison(BaseModel):
 def compare_phonons(atoms: Atoms, calc: Calculator, reference: Calculator, supercell: int = 2,
                     displacement: float = 0.01, reference_name: str = "") -> PhononComparison:
     """Frequencies of ``calc`` and ``reference`` at the special points of ``atoms``."""
-    special = atoms.cell.bandpath().special_points
-    names = [n for n in sorted(special) if n != "G"] + ["G"]
-    q_points = [np.asarray(special[n]) for n in names]
-    mine = force_constants(atoms, calc, supercell, displacement)
-    theirs = force_constants(atoms, reference, supercell, displacement)
-    ours = [np.sort(mine.get_frequencies(q)).tolist() for q in q_points]
-    ref = [np.sort(theirs.get_frequencies(q)).tolist() for q in q_points]
+    names, ours = special_point_frequencies(atoms, calc, supercell, displacement)
+    _, ref = special_point_frequencies(atoms, reference, supercell, displacement)
     return compare_frequencies(atoms.info.get("label", atoms.get_chemical_formula()),
                                reference_name or type(reference).__name__, supercell, names,
                                ours, ref)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from pyacemaker.stages.validate.crystal import relax_crystal
 from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
 from pyacemaker.stages.validate.eos import EOSFit, fit_eos
-from pyacemaker.stages.validate.phonons import force_constants
+from pyacemaker.stages.validate.phonons import special_point_frequencies
 from pyacemaker.config import CampaignConfig
 from pyacemaker.validation_settings import ValidationSettings
 
@@ -76,16 +76,6 @@ def reference_key(crystal: Atoms, oracle_settings: dict[str, Any],
         if phonons else None,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def special_point_frequencies(atoms: Atoms, calc: Calculator, supercell: int,
-                              displacement: float) -> tuple[list[str], list[list[float]]]:
-    """Sorted frequencies (THz) at the special points of ``atoms``' band path (Gamma last)."""
-    special = atoms.cell.bandpath().special_points
-    names = [n for n in sorted(special) if n != "G"] + ["G"]
-    constants = force_constants(atoms, calc, supercell, displacement)
-    return names, [np.round(np.sort(constants.get_frequencies(np.asarray(special[n]))),
-                            4).tolist() for n in names]
 
 
 def compute_reference(crystal: Atoms, calc: Calculator, settings: ValidationSettings,
