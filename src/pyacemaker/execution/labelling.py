@@ -3,14 +3,20 @@
 Each structure is labelled in ``workdir/<row_id>/`` and its result (label or quarantine,
 with the healing history) is written to the data lake the moment it arrives, so a kill
 loses at most the runs in flight. Rows already labelled are skipped, so running the same
-batch again resumes it.
+batch again resumes it. Every oracle answer is also appended to
+``workdir/<row_id>/outcomes.jsonl`` (status, time, host, pid): a row with two answers
+was labelled twice.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 
 from ase import Atoms
@@ -21,6 +27,7 @@ from pyacemaker.programs import Launch
 from pyacemaker.stages.oracle.base import LabelOutcome, Oracle, OracleConfigError
 
 log = logging.getLogger(__name__)
+OUTCOMES_FILE = "outcomes.jsonl"
 
 
 class LabellingTaskFailed(RuntimeError):
@@ -32,7 +39,21 @@ def label_one(item: tuple[int, Atoms], oracle: Oracle, workdir: str,
               launch: Launch | None) -> LabelOutcome:
     """The Parsl app body: label one (row id, structure) in workdir/<row_id>/."""
     row_id, atoms = item
-    return oracle.label(atoms, Path(workdir) / str(row_id), launch)
+    folder = Path(workdir) / str(row_id)
+    outcome = oracle.label(atoms, folder, launch)
+    record_outcome(folder, outcome)
+    return outcome
+
+
+def record_outcome(folder: Path, outcome: LabelOutcome) -> None:
+    """One line per oracle call in ``<row>/outcomes.jsonl``: the audit trail that shows a
+    structure labelled twice (a kill between the oracle's answer and the lake's write)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    line = {"status": outcome.status, "reason": outcome.reason,
+            "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": socket.gethostname(), "pid": os.getpid()}
+    with open(folder / OUTCOMES_FILE, "a") as handle:
+        handle.write(json.dumps(line) + "\n")
 
 
 def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle: Oracle,
