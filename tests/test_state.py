@@ -44,7 +44,10 @@ def test_other_config_is_refused_unless_forced(tmp_path: Path) -> None:
         open_state(tmp_path, "second")
     fresh = open_state(tmp_path, "second", force=True)
     assert fresh.config_fingerprint == "second"
-    assert (tmp_path / (STATE_FILE + ".bak")).exists()
+    # nothing deleted or overwritten: the old state moved to superseded/<UTC time>/
+    (old,) = (tmp_path / "superseded").iterdir()
+    assert load_state(old).config_fingerprint == "first"  # type: ignore[union-attr]
+    assert not (tmp_path / (STATE_FILE + ".bak")).exists()
 
 
 def test_corrupt_state_file_is_named(tmp_path: Path) -> None:

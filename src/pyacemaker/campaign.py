@@ -15,7 +15,6 @@ asked through their protocol (stages/explore/engines.py), never by name.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from ase.io import read, write
 
 from pyacemaker import layout
 from pyacemaker.config import CampaignConfig, SiteConfig
+from pyacemaker.config_changes import CONFIG_COPY  # noqa: F401 - the config copy's name
 from pyacemaker.datastore import DataStore
 from pyacemaker.logs import log_results
 from pyacemaker.decision import History, decide
@@ -36,14 +35,11 @@ from pyacemaker.stages.explore.result import ExplorationRecord, read_records, wr
 from pyacemaker.state import (
     PotentialRecord,
     WorkflowState,
-    atomic_write_text,
-    open_state,
     save_state,
 )
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
-CONFIG_COPY = "campaign.yaml"  # the validated config the campaign runs with (report/package)
 
 
 class CampaignFailed(RuntimeError):
@@ -64,26 +60,24 @@ class Campaign:
     @classmethod
     def open(cls, config: CampaignConfig, site: SiteConfig, workdir: Path,
              force: bool = False) -> Campaign:
+        """Resume or start the campaign of ``workdir``; a physics change since it started
+        is refused, or with ``force`` started over (resume.py, config_changes.py)."""
+        from pyacemaker.resume import open_campaign_state
+
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
-        fingerprint = config.fingerprint()
-        state = open_state(workdir, fingerprint, force=force)
-        db_path = workdir / DATASTORE_FILE
-        if force and state.iteration == 0 and not state.stages and db_path.exists() \
-                and (workdir / "state.json.bak").exists():
-            # labels from another oracle setting must not mix with the new ones
-            os.replace(db_path, workdir / (DATASTORE_FILE + ".bak"))
-        atomic_write_text(workdir / CONFIG_COPY, yaml.safe_dump(
-            config.model_dump(mode="json"), sort_keys=False))
-        return cls(config, site, workdir, state, DataStore(db_path))
+        state = open_campaign_state(workdir, config, force=force)
+        return cls(config, site, workdir, state, DataStore(workdir / DATASTORE_FILE))
 
     # ------------------------------------------------------------------ the loop
     def run(self, continue_finished: bool = False) -> WorkflowState:
         """Run until a stop criterion holds. A finished campaign is left alone unless
         ``continue_finished``: then it goes on under the current config's budgets (raise
         ``max_iterations`` or ``max_dft_calls`` first, or it stops again at once)."""
+        from pyacemaker.children import reap_stale_children
         from pyacemaker.execution import Engine
 
+        reap_stale_children(self.workdir)  # programs a killed driver left running here
         if self.state.finished:
             if not continue_finished:
                 log.info("campaign already finished: %s (to go on with larger budgets, run "
@@ -172,6 +166,7 @@ class Campaign:
         started = time.monotonic()
         try:
             message = work()
+            self.datastore.after_stage(self.state, name)  # backup; empty cold start
         except Exception as exc:
             self.state.mark(name, "failed", f"{type(exc).__name__}: {exc}"[:2000])
             save_state(self.state, self.workdir)

@@ -30,32 +30,51 @@ SITE_HELP = ("site YAML, or the name of a shipped site (local, cluster, pbs; a "
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from pyacemaker.campaign import Campaign
+    from pyacemaker.campaign_lock import CampaignLocked, acquire_campaign_lock
+    from pyacemaker.children import (
+        DriverInterrupted,
+        exit_status_after_interrupt,
+        install_signal_handlers,
+    )
     from pyacemaker.logs import setup_logging
 
     config = load_campaign(args.config)
     site = load_site(args.site)
     workdir = Path(args.workdir or Path("campaigns") / config.name)
+    try:  # before anything is written into the folder; held while this function runs
+        lock = acquire_campaign_lock(workdir)
+    except CampaignLocked as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     setup_logging(workdir, verbose=args.verbose)
+    if lock.warning:
+        log.warning("%s", lock.warning)
     log.info("campaign %r (%s) on site %r, working in %s", config.name,
              "-".join(config.elements), site.name, workdir)
     campaign = Campaign.open(config, site, workdir, force=args.force)
+    restore_signals = install_signal_handlers()
     try:
         campaign.run(continue_finished=args.continue_finished)
-    except KeyboardInterrupt:
-        log.error("interrupted; run the same command again to resume")
-        return 130
+    except KeyboardInterrupt as exc:
+        if not isinstance(exc, DriverInterrupted):  # a signal handler logged its line
+            log.error("interrupted; run the same command again to resume")
+        return exit_status_after_interrupt(workdir, exc)
     except Exception as exc:  # a stage failed: say where, keep the details in the log
+        from pyacemaker.recover import closing_advice, lake_problem
+
         stage = campaign.state.stage
-        bug = not isinstance(exc, _operational_errors())
+        lake = lake_problem(workdir)  # a corrupt data lake is the cause, not a bug
+        bug = lake is None and not isinstance(exc, _operational_errors())
         log.log(logging.ERROR if bug else logging.DEBUG, "traceback of the failure%s",
                 " (not a DFT or input problem: a bug in pyacemaker; please report it with "
                 "campaign.log)" if bug else "", exc_info=True)
         log.error("stopped in iteration %d, stage %r: %s: %s", campaign.state.iteration,
                   stage, type(exc).__name__, exc)
-        log.error("every finished label and fit is kept in %s; fix the cause and run the "
-                  "same command again to resume (details: %s)", workdir,
-                  workdir / "campaign.log")
+        log.error("%s", closing_advice(workdir, lake))
         return 1
+    finally:
+        restore_signals()
+        lock.release()
     return 0
 
 
@@ -63,14 +82,24 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     """Failures with a cause outside our code (input, programs, files): reported in one line.
     Anything else is a bug and is shown with its traceback."""
     from pyacemaker.campaign import CampaignFailed
+    from pyacemaker.datastore import DataLakeError
     from pyacemaker.programs import ProgramFailed
     from pyacemaker.stages.oracle.base import OracleConfigError
+    from pyacemaker.stages.train.outputs import FitFailed  # pacemaker's own failure, classified
 
-    return (ConfigError, StateError, OracleConfigError, CampaignFailed, ProgramFailed, OSError)
+    return (ConfigError, StateError, OracleConfigError, CampaignFailed, ProgramFailed, OSError,
+            DataLakeError, FitFailed)
+
+
+def _require_folder(workdir: Path) -> None:
+    """A mistyped --workdir gets one line naming it, not 'no state.json' or a traceback."""
+    if not workdir.is_dir():
+        raise StateError(f"{workdir}: no such folder: pass the --workdir the campaign ran in")
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     workdir = Path(args.workdir)
+    _require_folder(workdir)
     state = load_state(workdir)
     if state is None:
         print(f"{workdir}: no campaign here (no state.json)")
@@ -81,6 +110,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"  DFT calls so far: {state.dft_calls}")
     if state.potential:
         print(f"  current potential: {state.potential.yaml} {state.potential.metrics}")
+    for key, record in state.stages.items():
+        if record.status == "failed":
+            lines = record.message.splitlines() or ["(no message)"]
+            print(f"  FAILED: {key} (at {record.finished}): {lines[0]}")
+            print("".join(f"    {line}\n" for line in lines[1:6]), end="")
     from pyacemaker.campaign import DATASTORE_FILE
     from pyacemaker.datastore import DataStore
 
@@ -153,8 +187,11 @@ def _validate_file(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from pyacemaker.recover import require_readable_lake
     from pyacemaker.release import report_campaign
 
+    _require_folder(Path(args.workdir))
+    require_readable_lake(Path(args.workdir))  # a corrupt lake: its message, not a traceback
     print(f"report written: {report_campaign(Path(args.workdir), args.config)}")
     return 0
 
@@ -220,10 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--site", default="local", help=SITE_HELP)
     run.add_argument("--workdir", help="campaign folder; default: campaigns/<name>")
     run.add_argument("--force", action="store_true",
-                     help="start over in a folder whose state came from another config")
+                     help="start over after a physics setting changed: the old results move "
+                     "to superseded/<UTC time>/ (nothing is deleted; labels are reused when "
+                     "the oracle and elements are unchanged)")
     run.add_argument("--continue", dest="continue_finished", action="store_true",
                      help="go on with a finished campaign under this config's budgets "
-                     "(raise max_iterations / max_dft_calls / max_wall_time_h first)")
+                     "(raise max_iterations / max_dft_calls / max_wall_time_h first; "
+                     "execution settings may change, a physics change is refused)")
     run.set_defaults(func=_cmd_run)
 
     doctor = sub.add_parser("doctor", help="check that this machine has what a site and a "
@@ -238,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show a campaign's progress")
     status.add_argument("--workdir", required=True)
     status.set_defaults(func=_cmd_status)
+    recover = sub.add_parser("recover", help="restore a corrupt data lake (data.db) from its "
+                             "newest good backup; the corrupt file is kept, renamed")
+    recover.add_argument("--workdir", required=True, help="campaign folder")
+    recover.set_defaults(func=lambda args: _recover(Path(args.workdir)))
     _add_release_commands(sub)
     return parser
 
@@ -250,6 +294,28 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, StateError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a corrupt data lake, a folder we cannot write: one line
+        message = _one_line_error(exc)
+        if message is None:
+            raise
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+def _recover(workdir: Path) -> int:
+    from pyacemaker.recover import recover_command
+
+    return recover_command(workdir)
+
+
+def _one_line_error(exc: Exception) -> str | None:
+    """The message of a failure outside our code that reached the top, or None (a bug)."""
+    from pyacemaker.datastore import DataLakeError
+    from pyacemaker.logs import folder_problem
+
+    if isinstance(exc, DataLakeError):
+        return str(exc)
+    return folder_problem(exc) if isinstance(exc, OSError) else None
 
 
 if __name__ == "__main__":

@@ -268,11 +268,11 @@ class CampaignConfig(StrictModel):
         return elements
 
     def fingerprint(self) -> str:
-        """Hash of the settings that make earlier results incompatible if changed."""
-        relevant = {
-            "elements": sorted(self.elements),
-            "oracle": self.oracle.model_dump(mode="json"),
-        }
+        """Hash of the physics settings (config_changes.py), those that make earlier results
+        incompatible if changed; execution settings (timeouts, budgets ...) are left out."""
+        from pyacemaker.config_changes import physics_settings
+
+        relevant = physics_settings(self.model_dump(mode="json"))
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -330,6 +330,9 @@ def load_campaign(path: str | Path) -> CampaignConfig:
         if not seed.is_file():
             raise ConfigError(f"{path}: seed_structures.{i}: file not found: {seed}")
     cfg.seed_structures = seeds
+    if seeds:  # readable by ASE, no atoms on top of each other: before anything starts
+        from pyacemaker.seed_checks import check_seed_files
+        check_seed_files(path, cfg)
     checks = [_resolve_relative(base, s) for s in cfg.validation.structures]
     for i, crystal in enumerate(checks):
         if not crystal.is_file():

@@ -14,6 +14,10 @@ class ActiveLearningSettings(StrictModel):
     gamma_lower: float = Field(2.0, gt=0, description="Frames above are candidates.")
     gamma_upper: float = Field(5.0, gt=0, description="Exploration halts above this.")
     initial_structures: int = Field(30, gt=0, description="Cold-start DFT budget.")
+    cold_start_surfaces: bool = Field(
+        True, description="Low-index surface slabs in the cold start. Slabs with vacuum are "
+        "its costliest DFT (a 16-atom Si slab at 30 Ry: ~12 min of pw.x on one core); off "
+        "when the potential is for bulk only.")
     max_candidates_per_iteration: int = Field(20, gt=0)
     max_iterations: int = Field(10, gt=0)
     max_dft_calls: int = Field(1000, gt=0)

@@ -5,25 +5,41 @@ own task folder with stdout/stderr kept in files, a timeout that kills the whole
 group, and an optional MPI launcher and container prefix (hybrid model: the host's
 launcher outside, the binary inside the image). This module has no Parsl import: stages
 call :func:`run_program` directly, the execution layer ships the same call to workers.
+
+A program must not outlive the process that started it: on Linux it gets
+``PR_SET_PDEATHSIG`` (SIGTERM when its parent dies, even by SIGKILL), a
+``running{suffix}.json`` marker in its folder says which process it is while it runs (the
+reaper of :mod:`pyacemaker.children` ends it if the driver died anyway), and
+:func:`terminate_running_programs` stops every program of this process at once (a
+stopping driver must not wait for a 6 h fit in a worker thread).
 """
 
 from __future__ import annotations
 
+import ctypes
 import getpass
 import json
 import os
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 ContainerRuntime = Literal["none", "apptainer", "singularity", "charliecloud"]
 MpiLauncher = Literal["mpirun", "srun", "none"]
+MARKER_GLOB = "running*.json"  # running{suffix}.json: a program of this folder is running
+_RUNNING: set[int] = set()  # process groups started by run_program and not yet ended
+_RUNNING_LOCK = threading.RLock()  # re-entrant: the signal handler may run in a holder
+_REFUSING = threading.Event()  # set when the process is stopping: start nothing new
+_HAVE_PROC = Path("/proc/self/stat").exists()  # Linux: sessions and start times from /proc
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,12 @@ class ProgramFailed(RuntimeError):
         return (ProgramFailed, (self.result,))
 
 
+class ProgramsStopped(RuntimeError):
+    """The process is stopping (:func:`terminate_running_programs` with ``refuse_new``):
+    a program it stopped did not fail (no oracle may heal or quarantine on it), and a task
+    still queued in a worker thread must not start a new one."""
+
+
 def run_program(
     argv: list[str],
     workdir: str | Path,
@@ -173,19 +195,20 @@ def run_program(
                            stdout_file=f"stdout{suffix}.txt", stderr_file=f"stderr{suffix}.txt")
     (workdir / f"command{suffix}.json").write_text(json.dumps({"argv": full_argv}, indent=1))
     start = time.monotonic()
+    marker = workdir / f"running{suffix}.json"
     stdin = open(stdin_file, "rb") if stdin_file else subprocess.DEVNULL  # noqa: SIM115
+    proc: subprocess.Popen[bytes] | None = None
     try:
         with open(workdir / result.stdout_file, "wb") as out, \
                 open(workdir / result.stderr_file, "wb") as err:
             try:
-                proc = subprocess.Popen(full_argv, cwd=workdir, stdout=out, stderr=err,
-                                        stdin=stdin, env=run_env, start_new_session=True)
+                proc = _start(full_argv, workdir, out, err, stdin, run_env)
             except (FileNotFoundError, PermissionError) as exc:
                 err.write(f"cannot start {full_argv[0]!r}: {exc}\n".encode())
                 result.returncode = 127
-                proc = None
             if proc is not None:
                 try:
+                    _write_marker(marker, proc.pid, full_argv)
                     result.returncode = proc.wait(timeout=timeout_s)
                 except subprocess.TimeoutExpired:
                     result.timed_out = True
@@ -195,10 +218,16 @@ def run_program(
                     _kill_group(proc)  # e.g. KeyboardInterrupt: never leave orphans running
                     raise
     finally:
+        if proc is not None:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc.pid)
+            marker.unlink(missing_ok=True)
         if stdin is not subprocess.DEVNULL:
             stdin.close()
     result.duration_s = time.monotonic() - start
     (workdir / f"result{suffix}.json").write_text(json.dumps(asdict(result), indent=1))
+    if _REFUSING.is_set() and not result.ok:  # stopped by the driver: not a failed program
+        raise ProgramsStopped(f"{shlex.join(full_argv)} stopped: this process is stopping")
     if check and not result.ok:
         raise ProgramFailed(result)
     return result
@@ -213,16 +242,148 @@ def resolve_executable(name: str) -> str:
     return str(beside_python) if beside_python.is_file() else name
 
 
-def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+def _start(argv: list[str], workdir: Path, out: Any, err: Any, stdin: Any,
+           env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Popen in its own session (a Ctrl-C in the terminal goes to the driver, which stops
+    the program itself), dying with its parent, registered under the lock so that
+    :func:`terminate_running_programs` sees every program or refuses to start it."""
+    with _RUNNING_LOCK:
+        if _REFUSING.is_set():
+            raise ProgramsStopped(f"not starting {shlex.join(argv)}: this process is stopping")
+        preexec = _die_with_parent(os.getpid())  # only calls prctl: safe with threads
+        proc = subprocess.Popen(argv, cwd=workdir, stdout=out, stderr=err, stdin=stdin,
+                                env=env, start_new_session=True,
+                                preexec_fn=preexec)  # noqa: PLW1509
+        _RUNNING.add(proc.pid)  # start_new_session: its pid is its process group
+    return proc
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Callable[[], None] | None:
+    """A preexec function that asks Linux for SIGTERM when the parent dies (None elsewhere).
+
+    Linux sends it when the *thread* that forked exits; run_program's thread waits for the
+    program, so that is the end of the process. mpirun passes SIGTERM on to its ranks."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up here, not after fork
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                      ctypes.c_ulong]
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: no signal will come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def _write_marker(marker: Path, pid: int, argv: list[str]) -> None:
+    """``running{suffix}.json``: which process runs here, with its kernel start time, so a
+    reaper can tell this program from a later process that got the same pid."""
+    info = {"pid": pid, "pgid": pid, "sid": pid, "host": socket.gethostname(),
+            "start_ticks": process_start_ticks(pid), "parent_pid": os.getpid(),
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": argv}
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, marker)
+
+
+def running_groups() -> set[int]:
+    """Process groups (= sessions) of the programs this process is running now."""
+    with _RUNNING_LOCK:
+        return set(_RUNNING)
+
+
+def terminate_running_programs(grace_s: float = 5.0, refuse_new: bool = False) -> int:
+    """SIGTERM every running program, SIGKILL what is left of it after ``grace_s``; return
+    how many were stopped. ``refuse_new``: start no program from now on (a stopping
+    driver's queued tasks would otherwise start the next pw.x)."""
+    with _RUNNING_LOCK:
+        if refuse_new:
+            _REFUSING.set()
+        groups = sorted(_RUNNING)
+    return len(stop_sessions(groups, grace_s))
+
+
+def stop_sessions(sessions: Iterable[int], grace_s: float = 5.0) -> list[int]:
+    """SIGTERM every process of the sessions, wait up to ``grace_s``, SIGKILL the rest;
+    return the sessions that had a live process.
+
+    A program runs in a session of its own (start_new_session), and the session, not the
+    process group, is what it leaves behind: mpirun puts each rank in a process group of
+    its own, so a kill of mpirun's group misses the ranks once mpirun is gone."""
+    signalled = [sid for sid in sessions if _signal_session(sid, signal.SIGTERM)]
+    deadline = time.monotonic() + grace_s
+    left = list(signalled)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [sid for sid in left if live_session_members(sid)]
+    for sid in left:
+        _signal_session(sid, signal.SIGKILL)
+    deadline = time.monotonic() + 2.0  # SIGKILL is delivered asynchronously
+    while left and time.monotonic() < deadline:
+        time.sleep(0.02)
+        left = [sid for sid in left if live_session_members(sid)]
+    return signalled
+
+
+def _signal_session(sid: int, signum: int) -> bool:
+    """Signal every live process of the session (without /proc: its leader's process
+    group); False when none was there."""
+    targets = live_session_members(sid) if _HAVE_PROC else [-sid]
+    sent = False
+    for pid in targets:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
+            os.kill(pid, signum)  # a negative pid is a process group
+            sent = True
+        except (ProcessLookupError, PermissionError):
             pass
-        proc.wait()
+    return sent
+
+
+def _proc_stat(pid: int | str) -> list[str] | None:
+    """Fields 3... of /proc/PID/stat (after the command name, which may hold spaces)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text.rsplit(")", 1)[1].split()
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """Start time of a live (not zombie) process, field 22 of /proc/PID/stat; None when
+    there is no such process (or no /proc)."""
+    fields = _proc_stat(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return None
+    return int(fields[19])
+
+
+def live_session_members(sid: int) -> list[int]:
+    """Pids of the processes of a session (field 6 of /proc/PID/stat) that are not zombies.
+    Without /proc: the session leader's process group, as the kernel sees it."""
+    if not _HAVE_PROC:
+        try:
+            os.killpg(sid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [sid]
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(entry.name)
+            if fields is not None and fields[0] not in ("Z", "X") and int(fields[3]) == sid:
+                members.append(int(entry.name))
+    return members
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float = 5.0) -> None:
+    """End a program on timeout or error: its whole session (see :func:`stop_sessions`)."""
+    stop_sessions([proc.pid], grace_s)
+    proc.wait()

@@ -30,6 +30,7 @@ from pyacemaker.state import (
     WorkflowState,
     atomic_write_text,
     load_state,
+    relative_path,
 )
 from pyacemaker.stages.validate import VALIDATION_FILE, ValidationReport, validate_potential
 from pyacemaker.stages.validate.crystal import CalculatorFactory, validation_crystals
@@ -76,17 +77,22 @@ def campaign_config(workdir: Path, config_path: Path | None = None,
                     record: PotentialRecord | None = None) -> CampaignConfig:
     """The campaign's config: the given file, a copy in the folder, or defaults for the
     elements of the potential (validation thresholds then take their defaults). A file
-    whose elements/oracle differ from those the campaign ran with is refused."""
+    whose physics settings differ from those the campaign ran with is refused, naming
+    them (config_changes.py); execution settings such as tolerances may differ."""
+    from pyacemaker.config_changes import compare_with_folder
+
     candidates = [Path(config_path)] if config_path is not None else [
         Path(workdir) / name for name in CONFIG_NAMES if (Path(workdir) / name).is_file()]
     if candidates:
         config = load_campaign(candidates[0])
         state = load_state(Path(workdir))
-        if state is not None and state.config_fingerprint != config.fingerprint():
-            raise ConfigError(
-                f"{candidates[0]}: not the configuration the campaign in {workdir} ran with "
-                f"(elements {config.elements} or oracle settings differ); pass the campaign's "
-                "own YAML with --config")
+        if state is not None:
+            comparison = compare_with_folder(Path(workdir), config, state.config_fingerprint)
+            if comparison.refused:
+                raise ConfigError(
+                    f"{candidates[0]}: not the configuration the campaign in {workdir} ran "
+                    "with; these physics settings differ:\n" + comparison.describe()
+                    + "\npass the campaign's own YAML with --config")
         return config
     elements = record.elements if record is not None else None
     if not elements:
@@ -193,7 +199,8 @@ def validate_record(record: PotentialRecord, config: CampaignConfig, store: Data
         held_out=held_out, held_out_name=held_out_name,
         reference_factory=None if references is not None
         else reference_calculator_factory(config), labelled=labelled,
-        potential=str(resolve_path(workdir, record.yaml)), iteration=record.iteration,
+        potential=relative_path(str(resolve_path(workdir, record.yaml)), workdir),
+        iteration=record.iteration,
         phonon_reference=phonon_reference, references=references,
         reference_failures=reference_failures)
     report.computed_by = f"{socket.gethostname()}:{os.getpid()}"

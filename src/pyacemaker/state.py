@@ -3,6 +3,13 @@
 The state file is ``<campaign dir>/state.json``. It is written to a temporary file in
 the same folder, fsync'ed, then renamed over the old one: a kill at any moment leaves
 either the old or the new state, never a torn file.
+
+Paths in the file are relative to the campaign folder, so a copied or moved folder keeps
+working (:func:`relative_path` on save, :func:`located_path` on load: in memory they are
+absolute, in the folder the state was loaded from). Older versions stored absolute paths;
+one that lies outside the current folder is looked for inside it by its tail (``/old/place/
+cu/iter_001/fit/x.yaml`` -> ``<folder>/iter_001/fit/x.yaml``, the longest tail that exists),
+so a folder moved or copied since still finds its own files, not the original's.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyacemaker.layout import iteration_dir
 
 STATE_FILE = "state.json"
+RECORD_PATHS = ("yaml", "yace", "asi", "dataset")  # the path fields of a PotentialRecord
 
 StageStatus = Literal["pending", "running", "done", "failed", "skipped"]
 
@@ -28,7 +36,9 @@ class StateError(RuntimeError):
 
 
 class PotentialRecord(BaseModel):
-    """Paths and metrics of one fitted potential (paths relative to the campaign dir)."""
+    """Paths and metrics of one fitted potential (paths: absolute in memory, stored
+    relative to the campaign folder in state.json and to the fit folder in
+    potential_record.json)."""
 
     # Undeclared keys of records written by older versions still load (and are kept).
     model_config = ConfigDict(extra="allow")
@@ -138,27 +148,81 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+def relative_path(path: str | None, root: Path) -> str | None:
+    """``path`` relative to ``root`` when it lies inside it, else unchanged."""
+    if not path or not Path(path).is_absolute():
+        return path
+    for base in (Path(root).absolute(), Path(root).resolve()):
+        try:
+            return Path(path).relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return path
+
+
+def located_path(path: str | None, root: Path) -> str | None:
+    """The absolute path of a stored one: relative ones are under ``root``; an absolute one
+    outside ``root`` (an older version's, written before the folder moved) is the same file
+    inside ``root`` when its tail exists there, else unchanged."""
+    if not path:
+        return path
+    root = Path(root).resolve()
+    stored = Path(path)
+    if not stored.is_absolute():
+        return str(root / stored)
+    if stored.is_relative_to(root):
+        return path
+    parts = stored.parts[1:]
+    for start in range(len(parts)):
+        candidate = root.joinpath(*parts[start:])
+        if candidate.exists():
+            return str(candidate)
+    return path
+
+
+def relative_record(record: PotentialRecord, root: Path) -> PotentialRecord:
+    """A copy with the paths relative to ``root`` (as files store them)."""
+    return record.model_copy(update={name: relative_path(getattr(record, name), root)
+                                     for name in RECORD_PATHS})
+
+
+def located_record(record: PotentialRecord, root: Path) -> PotentialRecord:
+    """A copy with absolute paths, found from ``root`` (see :func:`located_path`)."""
+    return record.model_copy(update={name: located_path(getattr(record, name), root)
+                                     for name in RECORD_PATHS})
+
+
 def save_state(state: WorkflowState, campaign_dir: Path) -> None:
     state.updated = _now()
-    atomic_write_text(Path(campaign_dir) / STATE_FILE, state.model_dump_json(indent=2))
+    stored = state.model_copy(update={
+        "potential": relative_record(state.potential, campaign_dir) if state.potential
+        else None,
+        "potentials": [relative_record(r, campaign_dir) for r in state.potentials]})
+    atomic_write_text(Path(campaign_dir) / STATE_FILE, stored.model_dump_json(indent=2))
 
 
 def load_state(campaign_dir: Path) -> WorkflowState | None:
-    """The saved state, or None for a fresh folder. Corrupt files raise StateError."""
+    """The saved state with absolute paths in ``campaign_dir``, or None for a fresh
+    folder. Corrupt files raise StateError."""
     path = Path(campaign_dir) / STATE_FILE
     if not path.exists():
         return None
     try:
-        return WorkflowState.model_validate(json.loads(path.read_text()))
+        state = WorkflowState.model_validate(json.loads(path.read_text()))
     except (json.JSONDecodeError, ValueError) as exc:
         raise StateError(f"{path}: unreadable campaign state: {exc}") from exc
+    if state.potential is not None:
+        state.potential = located_record(state.potential, campaign_dir)
+    state.potentials = [located_record(r, campaign_dir) for r in state.potentials]
+    return state
 
 
 def open_state(campaign_dir: Path, config_fingerprint: str, force: bool = False) -> WorkflowState:
-    """Resume the state in ``campaign_dir`` or start a new one.
+    """Resume the state in ``campaign_dir`` or start a new one (by fingerprint alone; the
+    driver compares field by field: ``resume.open_campaign_state``).
 
-    A state written for a different configuration (other elements or oracle settings)
-    is refused unless ``force``; then the old file is kept as ``state.json.bak``.
+    A state written for another fingerprint is refused unless ``force``; then the old
+    state, data lake and results move to ``superseded/<UTC time>/`` (resume.supersede).
     """
     campaign_dir = Path(campaign_dir)
     state = load_state(campaign_dir)
@@ -170,11 +234,13 @@ def open_state(campaign_dir: Path, config_fingerprint: str, force: bool = False)
         if not force:
             raise StateError(
                 f"{campaign_dir / STATE_FILE}: this campaign folder was started with a different "
-                "configuration (elements or oracle settings changed), so its labels would not "
-                "match. Use another --workdir, or pass --force to start over (the old state is "
-                "kept as state.json.bak and the data lake is kept)."
+                "configuration. Use another --workdir, or pass --force to start over (the old "
+                "state, data lake and results move to superseded/<UTC time>/; nothing is "
+                "deleted)."
             )
-        os.replace(campaign_dir / STATE_FILE, campaign_dir / (STATE_FILE + ".bak"))
+        from pyacemaker.resume import supersede
+
+        supersede(campaign_dir)
         state = WorkflowState(config_fingerprint=config_fingerprint)
         save_state(state, campaign_dir)
     return state

@@ -58,6 +58,17 @@ def test_from_one_element_alone() -> None:
     assert len({structure_fingerprint(a) for a in structures}) == 30  # all distinct
 
 
+def test_bulk_only_cold_start_has_no_slab() -> None:
+    config = CampaignConfig(elements=["Si"], active_learning={"cold_start_surfaces": False})
+    structures = initial_structures(config, 40, np.random.default_rng(0))
+    kinds = [a.info["generator"].split("+", 1)[1] for a in structures]
+    assert len(structures) == 40 and not any("surface" in k for k in kinds), kinds
+    assert kinds[:17][-4:] == ["rattle0.03", "rattle0.10", "vacancy", "hot"]
+    with_slabs = initial_structures(CampaignConfig(elements=["Si"]), 40,
+                                    np.random.default_rng(0))
+    assert sum("surface" in a.info["generator"] for a in with_slabs) >= 2
+
+
 def test_binary_gets_prototypes_alloys_and_both_elements() -> None:
     structures = initial_structures(CampaignConfig(elements=["Ti", "O"]), 40,
                                     np.random.default_rng(1))

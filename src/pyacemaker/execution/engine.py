@@ -65,6 +65,19 @@ class Engine:
 
     def __exit__(self, *exc_info: object) -> None:
         if self._dfk is not None:
+            if isinstance(exc_info[1], KeyboardInterrupt):
+                # Stopping on a signal: the cleanup would run every queued thread task and
+                # wait for the running ones (their programs were stopped, Python work cannot
+                # be). Drop the queue and do not wait; the driver exits without them.
+                from functools import partial
+
+                from parsl.executors import ThreadPoolExecutor
+
+                for executor in self._dfk.executors.values():
+                    if isinstance(executor, ThreadPoolExecutor):
+                        executor.executor.shutdown(wait=False, cancel_futures=True)
+                        executor.shutdown = partial(  # type: ignore[method-assign]
+                            executor.shutdown, block=False)
             self._dfk.cleanup()
             parsl.clear()
             self._dfk = None

@@ -158,7 +158,9 @@ def write_monitoring_summary(run_dir: str | Path) -> Path | None:
         return None
     out = run_dir / SUMMARY_FILE
     tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summarize_monitoring(db).to_dict(), indent=1))
+    summary = summarize_monitoring(db)
+    summary.db = db.name  # next to the summary: stays right when the folder moves
+    tmp.write_text(json.dumps(summary.to_dict(), indent=1))
     tmp.replace(out)
     return out
 

@@ -78,7 +78,8 @@ def low_index_slab(atoms: Atoms, miller: tuple[int, int, int], max_atoms: int) -
 
 
 def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
-                        too_close: Callable[[Atoms], bool]) -> list[tuple[str, Atoms]]:
+                        too_close: Callable[[Atoms], bool], surfaces: bool = True
+                        ) -> list[tuple[str, Atoms]]:
     """(kind, structure) pairs for the ground state ``ground``; see the module docstring."""
     primitive = standard_cell(ground)
     system, _ = crystal_system(primitive)
@@ -98,7 +99,7 @@ def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
             if not too_close(hot):
                 out.append(("hot", hot))
                 break
-    for miller in SURFACES:
+    for miller in SURFACES if surfaces else ():
         slab = low_index_slab(conventional_cell(primitive), miller, max_atoms)
         if slab is not None:
             out.append((f"surface{''.join(map(str, miller))}", _rattled(slab, rng, 0.02)))

@@ -186,15 +186,15 @@ def slab(atoms: Atoms, rng: np.random.Generator, max_atoms: int = MAX_ATOMS) -> 
     return low_index_slab(atoms, miller, max_atoms)
 
 
-def _variants(base: Atoms, rng: np.random.Generator,
-              max_atoms: int) -> Iterator[tuple[str, Atoms]]:
+def _variants(base: Atoms, rng: np.random.Generator, max_atoms: int,
+              surfaces: bool = True) -> Iterator[tuple[str, Atoms]]:
     """Endless variations of ``base``: cycles through the kinds with fresh random draws."""
     while True:
-        yield from _variant_round(base, rng, max_atoms)
+        yield from _variant_round(base, rng, max_atoms, surfaces)
 
 
-def _variant_round(base: Atoms, rng: np.random.Generator,
-                   max_atoms: int) -> Iterator[tuple[str, Atoms]]:
+def _variant_round(base: Atoms, rng: np.random.Generator, max_atoms: int,
+                   surfaces: bool) -> Iterator[tuple[str, Atoms]]:
     yield "strain", strained(base, rng)
     yield "rattle", rattled(strained(base, rng, volume=0.03, shear=0.01), rng)
     if len(base) * 2 <= max_atoms:
@@ -202,7 +202,7 @@ def _variant_round(base: Atoms, rng: np.random.Generator,
     vacancy = with_vacancy(base, rng)
     if len(vacancy) <= max_atoms:
         yield "vacancy", rattled(vacancy, rng, amplitude=0.03)
-    surface_cell = slab(base, rng, max_atoms)
+    surface_cell = slab(base, rng, max_atoms) if surfaces else None
     if surface_cell is not None:
         yield "surface", rattled(surface_cell, rng, amplitude=0.03)
 
@@ -251,10 +251,11 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
     crystal (its EOS, elastic strains, rattled cells, a vacancy, surfaces, a hot snapshot:
     ``coldstart.py``). Then strains, rattles, supercells, vacancies and surface slabs of
     the bases in turn (other prototypes after the reference crystals), rejecting cells with
-    too-close atoms.
+    too-close atoms. No slab when ``active_learning.cold_start_surfaces`` is off.
     """
     if n < 1:
         return []
+    surfaces = config.active_learning.cold_start_surfaces
     if config.seed_structures:
         bases = read_seed_structures(config.seed_structures)
         foreign = sorted({s for b in bases for s in b.get_chemical_symbols()} - set(config.elements))
@@ -264,10 +265,10 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
         out: list[Atoms] = [b.copy() for b in bases[:n]]
     else:
         bases = base_structures(list(config.elements), rng)
-        out = _ground_state_sets(bases, rng, max_atoms)[:n]
+        out = _ground_state_sets(bases, rng, max_atoms, surfaces)[:n]
     # Round-robin: each round gives every base one more variant, so a small budget still
     # covers all bases (most relevant first).
-    variants = [_variants(base, rng, max_atoms) for base in bases]
+    variants = [_variants(base, rng, max_atoms, surfaces) for base in bases]
     while len(out) < n and variants:
         for base, generator in zip(list(bases), list(variants)):
             candidate = None
@@ -289,8 +290,8 @@ def initial_structures(config: CampaignConfig, n: int, rng: np.random.Generator,
     return out[:n]
 
 
-def _ground_state_sets(bases: list[Atoms], rng: np.random.Generator,
-                      max_atoms: int) -> list[Atoms]:
+def _ground_state_sets(bases: list[Atoms], rng: np.random.Generator, max_atoms: int,
+                       surfaces: bool) -> list[Atoms]:
     """The property-aware structures of every element's reference crystal
     (``coldstart.py``), interleaved across elements so a small budget covers each."""
     sets = []
@@ -298,7 +299,8 @@ def _ground_state_sets(bases: list[Atoms], rng: np.random.Generator,
         generator = base.info.get("generator", "")
         if generator.endswith("-reference"):
             tagged = []
-            for kind, atoms in property_structures(base, rng, max_atoms, too_close):
+            for kind, atoms in property_structures(base, rng, max_atoms, too_close,
+                                                   surfaces):
                 atoms.info["generator"] = f"{generator}+{kind}"
                 tagged.append(atoms)
             sets.append(tagged)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import shutil
 from pathlib import Path
@@ -29,7 +30,7 @@ from pyacemaker.stages.train.inputs import Bond, bond_keys, pacemaker_input
 from pyacemaker.stages.train.outputs import (ACTIVE_SET, META_FILE, POTENTIAL_YACE,
                                              POTENTIAL_YAML, RECORD_FILE, FitFailed,
                                              fit_metrics, log_tail)
-from pyacemaker.state import PotentialRecord
+from pyacemaker.state import PotentialRecord, located_record, relative_record
 
 SPLIT_TRAIN, SPLIT_TEST = "fit_train.pckl.gzip", "test.pckl.gzip"  # split_test_set's files
 TRAIN_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "CUDA_VISIBLE_DEVICES": "-1"}
@@ -127,7 +128,9 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
         "reference_energies": reference_energies or {},
         "baseline": baseline.to_dict() if baseline else None,
         "mode": "warm" if initial_potential else "full",
-        "initial_potential": str(initial_potential) if initial_potential else None,
+        # relative to the fit folder: stays right when the campaign folder moves
+        "initial_potential": os.path.relpath(initial_potential, workdir)
+        if initial_potential else None,
     }
     (workdir / META_FILE).write_text(json.dumps(meta, indent=1))
     record = PotentialRecord(
@@ -144,7 +147,8 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
         mode=meta["mode"],
         inputs_hash=inputs_hash,
     )
-    (workdir / RECORD_FILE).write_text(record.model_dump_json(indent=1))
+    # paths relative to the fit folder: the record stays right when the folder moves
+    (workdir / RECORD_FILE).write_text(relative_record(record, workdir).model_dump_json(indent=1))
     return record
 
 
@@ -240,9 +244,10 @@ def build_active_set(potential_yaml: Path, fitting_data: Path, workdir: Path,
 def load_record(workdir: Path) -> PotentialRecord:
     path = Path(workdir) / RECORD_FILE
     try:
-        return PotentialRecord.model_validate_json(path.read_text())
+        record = PotentialRecord.model_validate_json(path.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable potential record: {exc}") from exc
+    return located_record(record, workdir)  # absolute, in the folder it is in now
 
 
 def _reuse_finished(workdir: Path, inputs_hash: str) -> PotentialRecord | None:

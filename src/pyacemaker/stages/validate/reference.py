@@ -28,12 +28,14 @@ from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
 from pyacemaker.stages.validate.eos import EOSFit, fit_eos
 from pyacemaker.stages.validate.phonons import special_point_frequencies
 from pyacemaker.config import CampaignConfig
+from pyacemaker.config_changes import ORACLE_EXECUTION_KEYS
 from pyacemaker.validation_settings import ValidationSettings
 
 REFERENCE_EOS_POINTS = 9
 REFERENCE_DIR = Path("validation") / "dft_reference"  # inside the campaign folder
-# the oracle settings that do not change a DFT number (timeouts, healing limits)
-IGNORED_ORACLE_KEYS = ("timeout_s", "max_healing_attempts")
+# the oracle settings that do not change a DFT number (timeouts, healing limits): the same
+# ones a campaign may change on resume (config_changes.py)
+IGNORED_ORACLE_KEYS = ORACLE_EXECUTION_KEYS
 
 
 class PhononReference(BaseModel):
