@@ -184,6 +184,32 @@ def test_a_program_dies_with_its_killed_parent(tmp_path: Path) -> None:
     assert not (tmp_path / "running.json").exists()
 
 
+OWNER_LAUNCHER = """\
+import sys
+from pyacemaker.programs import mark_owner, run_program
+mark_owner()
+run_program(sys.argv[2:], sys.argv[1], check=False)
+"""
+
+
+def test_reaper_leaves_the_programs_of_a_live_command_alone(tmp_path: Path) -> None:
+    """A program whose owning pyacemaker command (e.g. a `validate` next to a resumed run)
+    is alive is not stale: the reaper keeps it and its marker."""
+    owner = subprocess.Popen([sys.executable, "-c", OWNER_LAUNCHER, str(tmp_path),
+                              "sleep", "300"])
+    marker = tmp_path / "running.json"
+    try:
+        wait_for(marker.exists, owner, 30, "running.json")
+        info = json.loads(marker.read_text())
+        assert info["owner"].startswith(f"{owner.pid}:")
+        assert reap_stale_children(tmp_path) == []
+        assert marker.exists() and process_start_ticks(info["pid"]) == info["start_ticks"]
+    finally:
+        owner.kill()
+        owner.wait()
+    wait_for(lambda: process_start_ticks(info["pid"]) is None, None, 5, "end of sleep")
+
+
 def test_reaper_ends_a_program_that_ignores_sigterm(tmp_path: Path) -> None:
     """A stale child alive with the marker's start time: SIGTERM, then SIGKILL."""
     info = orphan(tmp_path, ["sh", "-c", "trap '' TERM; exec sleep 300"])

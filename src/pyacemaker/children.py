@@ -33,6 +33,7 @@ from typing import Any
 from pyacemaker.programs import (
     MARKER_GLOB,
     live_session_members,
+    owner_alive,
     process_start_ticks,
     running_groups,
     stop_sessions,
@@ -109,8 +110,8 @@ def reap_stale_children(workdir: Path, grace_s: float = 5.0) -> list[str]:
             pid, sid = int(info["pid"]), int(info.get("sid", info["pid"]))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a marker of ours, or being written
-        if sid in own:
-            continue  # a program of this very process
+        if sid in own or owner_alive(info.get("owner")):
+            continue  # a program of this process, or of another live pyacemaker command
         command = " ".join(str(a) for a in info.get("argv", []))[:200]
         if info.get("host") != host:
             line = (f"{marker}: pid {pid} on host {info.get('host')} may still be running "

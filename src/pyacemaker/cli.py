@@ -287,8 +287,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pyacemaker.programs import mark_owner
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    mark_owner()  # a resumed run's reaper leaves this command's programs alone
     try:
         return args.func(args)
     except (ConfigError, StateError) as exc:

@@ -36,6 +36,7 @@ from typing import Any, Literal
 ContainerRuntime = Literal["none", "apptainer", "singularity", "charliecloud"]
 MpiLauncher = Literal["mpirun", "srun", "none"]
 MARKER_GLOB = "running*.json"  # running{suffix}.json: a program of this folder is running
+OWNER_ENV = "PYACEMAKER_OWNER"  # 'pid:start ticks' of the pyacemaker command owning the work
 _RUNNING: set[int] = set()  # process groups started by run_program and not yet ended
 _RUNNING_LOCK = threading.RLock()  # re-entrant: the signal handler may run in a holder
 _REFUSING = threading.Event()  # set when the process is stopping: start nothing new
@@ -283,11 +284,28 @@ def _die_with_parent(parent: int) -> Callable[[], None] | None:
     return preexec
 
 
+def mark_owner() -> None:
+    """Name this process (pid and start time) as the owner of the programs it and its local
+    workers start; the reaper leaves the programs of a live owner alone."""
+    os.environ[OWNER_ENV] = f"{os.getpid()}:{process_start_ticks(os.getpid())}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """True when ``owner`` ('pid:start ticks' of a marker) is a live process other than
+    this one."""
+    try:
+        pid, ticks = (owner or "").split(":")
+        return int(pid) != os.getpid() and str(process_start_ticks(int(pid))) == ticks
+    except ValueError:
+        return False
+
+
 def _write_marker(marker: Path, pid: int, argv: list[str]) -> None:
     """``running{suffix}.json``: which process runs here, with its kernel start time, so a
     reaper can tell this program from a later process that got the same pid."""
     info = {"pid": pid, "pgid": pid, "sid": pid, "host": socket.gethostname(),
             "start_ticks": process_start_ticks(pid), "parent_pid": os.getpid(),
+            "owner": os.environ.get(OWNER_ENV),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": argv}
     tmp = marker.with_name(marker.name + ".tmp")
     tmp.write_text(json.dumps(info, indent=1))
