@@ -6,7 +6,7 @@ PYACE := $(VENV)/bin/pyacemaker
 SITE   ?= local
 CONFIG ?= examples/si-qe.yaml
 WORKDIR ?= campaigns/$(basename $(notdir $(CONFIG)))
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= --durations=25
 
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export OMPI_ALLOW_RUN_AS_ROOT := 1

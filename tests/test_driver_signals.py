@@ -54,12 +54,19 @@ def write_config(folder: Path, config: dict = TINY_EMT) -> Path:
 
 def start_driver(config: Path, workdir: Path,
                  preexec: Callable[[], None] | None = None) -> subprocess.Popen[bytes]:
-    """``pyacemaker run`` in the background, its terminal output in <workdir>.out."""
+    """``pyacemaker run`` in the background, its terminal output in <workdir>.out. The
+    driver's signals start at their defaults (the suite itself may run under nohup, or as a
+    background job whose SIGINT the shell ignores), unless ``preexec`` says otherwise."""
     out = open(f"{workdir}.out", "wb")  # noqa: SIM115 - closed with the test's tmp_path
     return subprocess.Popen(
         [sys.executable, "-m", "pyacemaker.cli", "run", str(config), "--site", str(LOCAL_SITE),
          "--workdir", str(workdir)], stdout=out, stderr=subprocess.STDOUT,
-        cwd=workdir.parent, preexec_fn=preexec)  # noqa: PLW1509
+        cwd=workdir.parent, preexec_fn=preexec or default_signals)  # noqa: PLW1509
+
+
+def default_signals() -> None:
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def wait_for(what: Callable[[], object], driver: subprocess.Popen[bytes] | None,

@@ -101,7 +101,13 @@ def start_driver(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
         [sys.executable, "-m", "pyacemaker.cli", "run", str(config), "--site",
          str(REPO / "site_configs/local.yaml"), "--workdir", str(workdir)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
-        start_new_session=True)  # its own group: the kill below reaches the whole group
+        start_new_session=True,  # its own group: the kill below reaches the whole group
+        preexec_fn=_default_signals)  # noqa: PLW1509 - the suite may run under nohup
+
+
+def _default_signals() -> None:
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def wait_gone(workdir: Path, timeout_s: float) -> list[str]:
