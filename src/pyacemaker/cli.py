@@ -292,6 +292,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     mark_owner()  # a resumed run's reaper leaves this command's programs alone
+    if args.command != "run":  # run sets up its own, with the campaign's log file
+        from pyacemaker.logs import setup_logging
+
+        setup_logging(None, verbose=args.verbose)  # Parsl's DEBUG lines stay off the terminal
     try:
         return args.func(args)
     except (ConfigError, StateError) as exc:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,9 +56,11 @@ def test_an_external_ace_file_passes_against_emt(yace_file: Path, tmp_path: Path
     out_dir = tmp_path / "out"
     code = main(["validate", str(yace_file), "--config", str(campaign_yaml(tmp_path)),
                  "--oracle", "emt", "--output", str(out_dir)])
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert code == 0, out
     assert "verdict: GO (reference: EMT" in out
+    assert "DEBUG" not in out + captured.err  # Parsl's own lines stay in its runinfo log
     for name in ("C11", "C12", "C44", "B0"):  # potential vs reference, side by side
         assert f"Cu fcc: {name}: " in out, out
     report = json.loads((out_dir / "validation.json").read_text())
@@ -88,8 +92,13 @@ def test_an_ace_file_is_read_and_judged(tmp_path: Path,
 
 
 def test_bad_inputs_are_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stray = logging.StreamHandler(sys.stderr)  # what pyace's import (basicConfig) adds
+    logging.getLogger().addHandler(stray)
     assert main(["validate", str(tmp_path / "missing.yace"), "--elements", "Cu"]) == 2
     assert "potential file not found" in capsys.readouterr().err
+    # the CLI's own logging replaced it: Parsl's DEBUG lines do not reach the terminal
+    assert stray not in logging.getLogger().handlers
+    assert logging.getLogger("parsl").getEffectiveLevel() >= logging.WARNING
     wrong = tmp_path / "pot.txt"
     wrong.write_text("x")
     assert main(["validate", str(wrong), "--elements", "Cu"]) == 2
