@@ -285,7 +285,7 @@ class Campaign:
         assign_splits(self.datastore, self.state.iteration,
                       self.config.validation.validation_fraction, self.config.seed)
         dataset = export_training_set(self.datastore, folder / "dataset.pckl.gzip", refs,
-                                      self._baseline())
+                                      self._baseline(), settings.weighting.ground_state_factor)
         n_structures = (self.datastore.count(status="labelled")
                         - self.datastore.count(status="labelled", split=VALIDATION))
         log.info("   fitting on %d structures (%s: %s)", n_structures, plan.mode, plan.reason)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Status = Literal["candidate", "labelled", "quarantined"]
-INFO_KEYS = ("provenance", "iteration", "gamma_max", "source_task")
+INFO_KEYS = ("provenance", "iteration", "gamma_max", "source_task", "generator")
 DATA_KEYS = ("healing", "oracle", "core_mask")
 BACKUP_DIR = "backups"  # in the campaign folder; written by recover.make_backup
 

@@ -14,6 +14,7 @@ from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import structure_fingerprint
+from pyacemaker.stages.coldstart import is_ground_state_property
 from pyacemaker.stages.halt_candidates import candidates_around
 from pyacemaker.stages.generate import (
     GenerationError,
@@ -30,8 +31,8 @@ def min_distance(atoms: Atoms) -> float:
 
 
 def test_from_one_element_alone() -> None:
-    structures = initial_structures(CampaignConfig(elements=["Cu"]), 30, np.random.default_rng(0))
-    assert len(structures) == 30
+    structures = initial_structures(CampaignConfig(elements=["Cu"]), 40, np.random.default_rng(0))
+    assert len(structures) == 40
     assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in structures)
     assert all(a.info["provenance"] == "coldstart" and a.info["iteration"] == 0
                for a in structures)
@@ -39,12 +40,18 @@ def test_from_one_element_alone() -> None:
     assert all(min_distance(a) > 0.7 * 2 * atomic_radius("Cu") for a in structures)
     kinds = [a.info["generator"].split("+", 1)[1] for a in structures]
     # first what the gate checks on the ground state, in order
-    assert kinds[:19] == (["ground"] + [f"eos{f:.2f}" for f in (0.92, 0.96, 1.04, 1.08)]
+    # (one atom in fcc Cu's primitive cell: no optical displacement)
+    assert kinds[:26] == (["ground"] + [f"eos{f:.2f}" for f in (0.92, 0.96, 1.04, 1.08)]
                           + [f"elastic{c}{m:+.2f}" for c in (1, 4)
                              for m in (-0.02, -0.01, 0.01, 0.02)]
                           + ["rattle0.03", "rattle0.10", "vacancy", "hot", "surface100",
-                             "surface111"]), kinds
-    assert all(a.info["generator"].startswith("Cu-reference") for a in structures[:19])
+                             "surface111"]
+                          + [f"elastic{c}{m:+.2f}" for c in (1, 4) for m in (-0.03, 0.03)]
+                          + [f"tetragonal+0.0{m}" for m in (1, 2, 3)]), kinds
+    assert all(a.info["generator"].startswith("Cu-reference") for a in structures[:26])
+    assert [is_ground_state_property(a.info["generator"]) for a in structures[:26]] == (
+        [True] * 13 + [False] * 6 + [True] * 7)
+    assert not any(is_ground_state_property(a.info["generator"]) for a in structures[26:])
     ground = structures[0]
     eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
            for a in structures[1:5]]
@@ -55,7 +62,7 @@ def test_from_one_element_alone() -> None:
     assert {"strain", "vacancy"} <= set(Counter(kinds)), kinds
     volumes = [a.get_volume() / len(a) for a in structures if "surface" not in a.info["generator"]]
     assert 9.0 < np.median(volumes) < 14.0  # around fcc Cu's 11.8 A^3/atom
-    assert len({structure_fingerprint(a) for a in structures}) == 30  # all distinct
+    assert len({structure_fingerprint(a) for a in structures}) == 40  # all distinct
 
 
 def test_bulk_only_cold_start_has_no_slab() -> None:
@@ -63,7 +70,19 @@ def test_bulk_only_cold_start_has_no_slab() -> None:
     structures = initial_structures(config, 40, np.random.default_rng(0))
     kinds = [a.info["generator"].split("+", 1)[1] for a in structures]
     assert len(structures) == 40 and not any("surface" in k for k in kinds), kinds
-    assert kinds[:17][-4:] == ["rattle0.03", "rattle0.10", "vacancy", "hot"]
+    assert kinds[13:17] == ["rattle0.03", "rattle0.10", "vacancy", "hot"]
+    # one atom moved 0.03 A in the cells commensurate with Gamma, X and L
+    assert kinds[24:28] == ["phononG", "phononX", "phononL-along", "phononL-across"], kinds
+    assert [len(a) for a in structures[24:28]] == [2, 8, 4, 4]
+    ground, optical = structures[0], structures[24]
+    moved = np.linalg.norm(optical.positions - ground.positions, axis=1)
+    assert np.allclose(sorted(moved), [0.0, 0.03])
+    assert not any(is_ground_state_property(a.info["generator"]) for a in structures[24:28])
+    tetragonal = structures[21:24]
+    assert [k[:10] for k in kinds[21:24]] == ["tetragonal"] * 3
+    # e_xx = -e_yy: volume kept to first order (1 - m^2)
+    assert np.allclose([a.get_volume() / ground.get_volume() for a in tetragonal],
+                       [1 - m * m for m in (0.01, 0.02, 0.03)])
     with_slabs = initial_structures(CampaignConfig(elements=["Si"]), 40,
                                     np.random.default_rng(0))
     assert sum("surface" in a.info["generator"] for a in with_slabs) >= 2

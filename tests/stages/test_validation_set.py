@@ -72,3 +72,20 @@ def test_a_halted_frame_is_never_held_out(tmp_path: Path) -> None:
     chosen = assign_splits(store, 1, 0.5, seed=3)
     assert len(chosen) == 1  # only the cut-out may go; the nine halts train
     assert store.get_atoms(chosen[0]).info["provenance"] == "halt_cluster"
+
+
+
+def test_ground_state_property_cells_are_weighted_up(tmp_path: Path) -> None:
+    import pandas as pd
+
+    store = DataStore(tmp_path / "data.db")
+    for k, atoms in enumerate(cu_training_structures()[:12]):
+        kind = f"elastic1+0.0{k}" if k < 8 else f"rattle0.0{k}"
+        atoms.info.update(iteration=0, generator=f"Cu-reference+{kind}")
+        store.add(atoms)
+    assert store.get_atoms(1).info["generator"] == "Cu-reference+elastic1+0.00"  # kept
+    dataset = export_training_set(store, tmp_path / "d.pckl.gzip", {"Cu": 0.0},
+                                  ground_state_factor=10.0)
+    frame = pd.read_pickle(dataset, compression="gzip")
+    assert sorted(frame["w_factor"]) == [1.0] * 4 + [10.0] * 8  # pacemaker's weight factor
+    assert int(frame["ground_state_property"].sum()) == 8

@@ -10,10 +10,23 @@ in this order, small and symmetric where possible (k-point cost):
 * the conventional cell (at least 8 atoms) rattled at 0.03 and 0.10 A;
 * a vacancy in it, rattled 0.03 A;
 * (100) and (111) slabs of at most ``max_atoms`` atoms;
-* a hot, liquid-like snapshot: 0.2 A rattle (0.15 A if that puts atoms too close).
+* a hot, liquid-like snapshot: 0.2 A rattle (0.15 A if that puts atoms too close);
+* cubic cells: the strains at +-3 % and the volume-conserving tetragonal strain
+  (e_xx = -e_yy: C11 - C12 alone) at 1, 2 and 3 %;
+* one atom moved 0.03 A in the smallest cells commensurate with Gamma, X and L
+  (:func:`phonon_displacements`): the forces give the force constants the phonon check
+  compares, and with the forces of the sheared cells the internal strain, hence the
+  relaxed-ion C44.
 
 Deterministic strains; the rattles draw from the given generator. The rest of the budget
 goes to other prototypes and random variations (``generate.py``).
+
+The crystal, EOS and strain cells are the *ground-state property cells*
+(:func:`is_ground_state_property`): the fit weights them up
+(``training.weighting.ground_state_factor``), since B0, Cij and the phonons are learned
+from them. Their energy differences are ~1 meV/atom at 1 % strain,
+so the labels must be consistent to much better than that across cell shapes
+(``bench/label_consistency.py``, docs/training.md).
 """
 
 from __future__ import annotations
@@ -29,6 +42,10 @@ from pyacemaker.stages.validate.elastic import crystal_system, standard_cell, vo
 
 EOS_FACTORS = (0.92, 0.96, 1.04, 1.08)
 ELASTIC_STRAINS = (-0.02, -0.01, 0.01, 0.02)
+CUBIC_EXTRA_STRAINS = (-0.03, 0.03)  # cubic cells have 2 strain components, not 4
+TETRAGONAL_STRAINS = (0.01, 0.02, 0.03)
+PHONON_DISPLACEMENT_A = 0.03
+GROUND_STATE_KINDS = ("ground", "eos", "elastic", "tetragonal")
 RATTLES_A = (0.03, 0.10)
 HOT_RATTLES_A = (0.20, 0.15)
 SURFACES = ((1, 0, 0), (1, 1, 1))
@@ -54,6 +71,22 @@ def _grown(atoms: Atoms, target: int) -> Atoms:
 def _scaled(atoms: Atoms, volume_factor: float) -> Atoms:
     out = atoms.copy()
     out.set_cell(atoms.cell.array * volume_factor ** (1 / 3), scale_atoms=True)
+    return out
+
+
+def is_ground_state_property(generator: str) -> bool:
+    """Whether a structure's ``generator`` tag (``Si-reference+elastic4+0.01``) names a
+    ground-state property cell (see the module docstring)."""
+    base, _, kind = generator.partition("+")
+    return base.endswith("-reference") and kind.startswith(GROUND_STATE_KINDS)
+
+
+def tetragonal_strained(atoms: Atoms, magnitude: float) -> Atoms:
+    """e_xx = +magnitude, e_yy = -magnitude: volume kept to first order, energy
+    V (C11 - C12) magnitude^2 in a cubic crystal."""
+    out = atoms.copy()
+    strain = np.diag([magnitude, -magnitude, 0.0])
+    out.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
     return out
 
 
@@ -103,4 +136,37 @@ def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
         slab = low_index_slab(conventional_cell(primitive), miller, max_atoms)
         if slab is not None:
             out.append((f"surface{''.join(map(str, miller))}", _rattled(slab, rng, 0.02)))
+    # cheap refinements of the strain data last, so a small budget keeps the defect cells
+    if system == "cubic":
+        out += [(f"elastic{voigt + 1}{magnitude:+.2f}",
+                 voigt_strained(primitive, voigt, magnitude))
+                for voigt in components for magnitude in CUBIC_EXTRA_STRAINS]
+        out += [(f"tetragonal{magnitude:+.2f}", tetragonal_strained(primitive, magnitude))
+                for magnitude in TETRAGONAL_STRAINS]
+    return out + phonon_displacements(primitive, max_atoms)
+
+
+def phonon_displacements(primitive: Atoms, max_atoms: int) -> list[tuple[str, Atoms]]:
+    """One atom moved ``PHONON_DISPLACEMENT_A`` in the smallest cells commensurate with the
+    special points of the gate's phonon check: the primitive cell (Gamma; only with more
+    than one atom), the conventional cell (X in cubic crystals) and the primitive cell
+    doubled along a1 (L in fcc-based ones), the last along and across a1."""
+    along = primitive.cell[0] / np.linalg.norm(primitive.cell[0])
+    across = np.cross(along, [0.0, 0.0, 1.0])
+    if np.linalg.norm(across) < 1e-6:
+        across = np.cross(along, [0.0, 1.0, 0.0])
+    across /= np.linalg.norm(across)
+    cells = [("phononG", primitive, np.array([1.0, 0.0, 0.0]))] if len(primitive) > 1 else []
+    conventional = conventional_cell(primitive)
+    if len(conventional) > len(primitive):
+        cells.append(("phononX", conventional, np.array([1.0, 0.0, 0.0])))
+    doubled = primitive.repeat((2, 1, 1))
+    cells += [("phononL-along", doubled, along), ("phononL-across", doubled, across)]
+    out = []
+    for kind, cell, direction in cells:
+        if len(cell) > max_atoms:
+            continue
+        moved = cell.copy()
+        moved.positions[0] += PHONON_DISPLACEMENT_A * direction
+        out.append((kind, moved))
     return out

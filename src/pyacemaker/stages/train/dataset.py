@@ -59,9 +59,17 @@ def composition_fit_energies(structures: list[Atoms], elements: list[str]) -> di
 
 
 def training_frame(structures: list[Atoms], reference_energies: dict[str, float],
-                   baseline: PairBaseline | None = None) -> Any:
-    """The pandas DataFrame pacemaker reads, with energies referenced and baseline removed."""
+                   baseline: PairBaseline | None = None,
+                   ground_state_factor: float = 1.0) -> Any:
+    """The pandas DataFrame pacemaker reads, with energies referenced and baseline removed.
+
+    ``w_factor`` (pacemaker multiplies its energy and force weights by it) is
+    ``ground_state_factor`` for the cold start's ground-state property cells, else 1;
+    ``ground_state_property`` marks those cells.
+    """
     import pandas as pd
+
+    from pyacemaker.stages.coldstart import is_ground_state_property
 
     records = []
     for index, atoms in enumerate(structures):
@@ -85,22 +93,26 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
             forces = forces - base_forces
         clean = atoms.copy()
         clean.calc = None
+        ground_state = is_ground_state_property(str(atoms.info.get("generator", "")))
         records.append({
             "name": str(atoms.info.get("row_id", index)),
             "ase_atoms": clean,
             "energy": energy,
             "energy_corrected": energy - shift - base_energy,
             "forces": forces,
+            "w_factor": ground_state_factor if ground_state else 1.0,
+            "ground_state_property": ground_state,
         })
     return pd.DataFrame.from_records(records)
 
 
 def write_training_set(structures: list[Atoms], path: Path, reference_energies: dict[str, float],
-                       baseline: PairBaseline | None = None) -> Path:
+                       baseline: PairBaseline | None = None,
+                       ground_state_factor: float = 1.0) -> Path:
     """Write labelled ``structures`` as pacemaker's gzip-pickled DataFrame."""
     if not structures:
         raise ValueError(f"{path}: no labelled structures to write")
-    frame = training_frame(structures, reference_energies, baseline)
+    frame = training_frame(structures, reference_energies, baseline, ground_state_factor)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_pickle(path, compression="gzip", protocol=4)
@@ -126,7 +138,8 @@ def read_dataset_meta(dataset: Path) -> dict[str, Any] | None:
 
 
 def export_training_set(datastore: DataStore, path: Path, reference_energies: dict[str, float],
-                        baseline: PairBaseline | None = None) -> Path:
+                        baseline: PairBaseline | None = None,
+                        ground_state_factor: float = 1.0) -> Path:
     """The labelled structures of the data lake outside the validation set, as a pacemaker
     dataset."""
     from pyacemaker.stages.validation_set import training_structures
@@ -134,7 +147,8 @@ def export_training_set(datastore: DataStore, path: Path, reference_energies: di
     structures = training_structures(datastore)
     if not structures:
         raise ValueError(f"{datastore.path}: no labelled training structures to export")
-    return write_training_set(structures, path, reference_energies, baseline)
+    return write_training_set(structures, path, reference_energies, baseline,
+                              ground_state_factor)
 
 
 def read_training_structures(dataset: Path) -> list[Atoms]:

@@ -84,10 +84,10 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     excluded = stage_training_set(dataset, local_dataset, settings.max_force_ev_per_a)
     radii = _core_radii(settings, elements, read_training_structures(local_dataset))
     fit_dataset, test_dataset = local_dataset.name, None
-    if settings.test_fraction > 0:
+    if settings.test_fraction > 0 and split_test_set(
+            local_dataset, workdir / SPLIT_TRAIN, workdir / SPLIT_TEST,
+            settings.test_fraction, seed) > 0:  # pacemaker fails on an empty test set
         fit_dataset, test_dataset = SPLIT_TRAIN, SPLIT_TEST
-        split_test_set(local_dataset, workdir / SPLIT_TRAIN, workdir / SPLIT_TEST,
-                       settings.test_fraction, seed)
     config = pacemaker_input(elements, settings, fit_dataset, max_iterations, seed,
                              inner_radii=radii, test_dataset=test_dataset)
     argv = [executable, "input.yaml", "-o", POTENTIAL_YAML, "--no-predict"]
