@@ -134,7 +134,7 @@ class WeightingSettings(StrictModel):
     de: float = Field(1.0, gt=0, description="DE, eV/atom: energy weight 1/(dE + DE)^2.")
     df: float = Field(1.0, gt=0, description="DF, (eV/A)^2: force weight 1/(|F|^2 + DF).")
     ground_state_factor: float = Field(
-        10.0, gt=0, description="Weight factor (pacemaker's w_factor) of the cold start's "
+        100.0, gt=0, description="Weight factor (pacemaker's w_factor) of the cold start's "
         "ground-state property cells: the crystal, its EOS and strain series, from which "
         "B0 and Cij are learned (docs/training.md, measured). 1: weighted like every other "
         "structure.")
