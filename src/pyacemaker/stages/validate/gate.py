@@ -42,11 +42,8 @@ from pyacemaker.stages.validate.phonon_reference import (
     compare_phonons,
 )
 from pyacemaker.stages.validate.reference import CrystalReference, compute_reference
-from pyacemaker.stages.validate.phonons import (
-    PhononResult,
-    compute_phonons,
-    special_point_frequencies,
-)
+from pyacemaker.stages.validate.phonons import PhononResult, compute_phonons
+from pyacemaker.stages.validate.special_points import special_point_frequencies
 
 log = logging.getLogger(__name__)
 VALIDATION_FILE = "validation.json"

@@ -114,13 +114,3 @@ def compute_phonons(atoms: Atoms, calc: Calculator, supercell: int = 4,
         n_imaginary_qpoints=len(imaginary),
         imaginary_modes=sorted(imaginary, key=lambda m: m.frequency_thz)[:20],
     )
-
-
-def special_point_frequencies(atoms: Atoms, calc: Calculator, supercell: int,
-                              displacement: float) -> tuple[list[str], list[list[float]]]:
-    """Sorted frequencies (THz) at the special points of ``atoms``' band path (Gamma last)."""
-    special = atoms.cell.bandpath().special_points
-    names = [n for n in sorted(special) if n != "G"] + ["G"]
-    constants = force_constants(atoms, calc, supercell, displacement)
-    return names, [np.round(np.sort(constants.get_frequencies(np.asarray(special[n]))),
-                            4).tolist() for n in names]

@@ -4,8 +4,9 @@
 space group), fits its EOS (``reference_eos_points`` volumes over
 ``eos_fit_volume_range``), computes its elastic tensor from stress-strain (ions relaxed in
 every strained cell, so internal-strain constants such as C44 of diamond are right) and,
-when asked, its phonon frequencies at the special q-points (finite displacements in a
-``phonon_reference_supercell``^3 supercell). The gate compares a potential with these
+when asked, its phonon frequencies at the special q-points commensurate with a
+``phonon_reference_supercell``^3 supercell, each from finite displacements in its smallest
+commensurate cell (``special_points.py``). The gate compares a potential with these
 values (``gate.py``); the campaign computes them as DFT tasks and caches them
 (``execution/references.py``), so a campaign pays for them once.
 """
@@ -26,7 +27,7 @@ from pydantic import BaseModel, Field
 from pyacemaker.stages.validate.crystal import relax_crystal
 from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
 from pyacemaker.stages.validate.eos import EOSFit, fit_eos
-from pyacemaker.stages.validate.phonons import special_point_frequencies
+from pyacemaker.stages.validate.special_points import special_point_frequencies
 from pyacemaker.config import CampaignConfig
 from pyacemaker.config_changes import ORACLE_EXECUTION_KEYS
 from pyacemaker.validation_settings import ValidationSettings
@@ -74,8 +75,8 @@ def reference_key(crystal: Atoms, oracle_settings: dict[str, Any],
         "oracle": oracle_settings,
         "relax_fmax": settings.relax_fmax, "eos_range": settings.eos_fit_volume_range,
         "elastic": [settings.elastic_max_strain, settings.elastic_strain_points],
-        "phonons": [settings.phonon_reference_supercell, settings.phonon_displacement]
-        if phonons else None,
+        "phonons": [settings.phonon_reference_supercell, settings.phonon_displacement,
+                    "smallest commensurate cells"] if phonons else None,
     }
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
