@@ -38,7 +38,12 @@ import spglib
 from ase import Atoms
 from ase.build import surface
 
-from pyacemaker.stages.validate.elastic import crystal_system, standard_cell, voigt_strained
+from pyacemaker.stages.validate.elastic import (
+    crystal_system,
+    standard_cell,
+    strained,
+    voigt_strained,
+)
 
 EOS_FACTORS = (0.92, 0.96, 1.04, 1.08)
 ELASTIC_STRAINS = (-0.02, -0.01, 0.01, 0.02)
@@ -84,10 +89,7 @@ def is_ground_state_property(generator: str) -> bool:
 def tetragonal_strained(atoms: Atoms, magnitude: float) -> Atoms:
     """e_xx = +magnitude, e_yy = -magnitude: volume kept to first order, energy
     V (C11 - C12) magnitude^2 in a cubic crystal."""
-    out = atoms.copy()
-    strain = np.diag([magnitude, -magnitude, 0.0])
-    out.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
-    return out
+    return strained(atoms, np.diag([magnitude, -magnitude, 0.0]))
 
 
 def _rattled(atoms: Atoms, rng: np.random.Generator, sigma: float) -> Atoms:

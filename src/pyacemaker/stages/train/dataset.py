@@ -64,8 +64,7 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
     """The pandas DataFrame pacemaker reads, with energies referenced and baseline removed.
 
     ``w_factor`` (pacemaker multiplies its energy and force weights by it) is
-    ``ground_state_factor`` for the cold start's ground-state property cells, else 1;
-    ``ground_state_property`` marks those cells.
+    ``ground_state_factor`` for the cold start's ground-state property cells, else 1.
     """
     import pandas as pd
 
@@ -93,15 +92,14 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
             forces = forces - base_forces
         clean = atoms.copy()
         clean.calc = None
-        ground_state = is_ground_state_property(str(atoms.info.get("generator", "")))
         records.append({
             "name": str(atoms.info.get("row_id", index)),
             "ase_atoms": clean,
             "energy": energy,
             "energy_corrected": energy - shift - base_energy,
             "forces": forces,
-            "w_factor": ground_state_factor if ground_state else 1.0,
-            "ground_state_property": ground_state,
+            "w_factor": ground_state_factor
+            if is_ground_state_property(str(atoms.info.get("generator", ""))) else 1.0,
         })
     return pd.DataFrame.from_records(records)
 

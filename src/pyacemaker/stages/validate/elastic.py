@@ -73,6 +73,13 @@ def crystal_system(atoms: Atoms, symprec: float = 1e-3) -> tuple[str, str]:
     return system, f"{dataset.international} ({number})"
 
 
+def strained(atoms: Atoms, strain: np.ndarray) -> Atoms:
+    """``atoms`` deformed by the symmetric strain tensor ``strain``, atoms carried along."""
+    deformed = atoms.copy()
+    deformed.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
+    return deformed
+
+
 def voigt_strained(atoms: Atoms, voigt: int, magnitude: float) -> Atoms:
     strain = np.zeros((3, 3))
     i, j = VOIGT_PAIRS[voigt]
@@ -80,9 +87,7 @@ def voigt_strained(atoms: Atoms, voigt: int, magnitude: float) -> Atoms:
         strain[i, i] = magnitude
     else:  # engineering shear strain gamma = 2 * epsilon_ij
         strain[i, j] = strain[j, i] = magnitude / 2
-    deformed = atoms.copy()
-    deformed.set_cell(atoms.cell.array @ (np.eye(3) + strain), scale_atoms=True)
-    return deformed
+    return strained(atoms, strain)
 
 
 def _stress(atoms: Atoms, calc: Calculator, relax_ions: bool) -> np.ndarray:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from pyacemaker.stages.explore.kmc.rates import htst_rate
 from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog
 
 MINIMIZATION_OFFSET = 0.2  # A, step off the saddle before minimizing to each side
+PREFACTOR_DUMPS = ("freqs.dat", "hessian.dat")
 
 
 class KMCHalt(Exception):
@@ -216,9 +218,15 @@ class InProcessSearcher:
         if self.settings.prefactor != "computed":
             return float(self.settings.prefactor)
         matters = [self._matter(a) for a in (reactant, saddle, product)]
-        forward, _backward = self._guarded(
-            "prefactor (Hessian)",
-            lambda: self.eon.get_prefactors(self.params, *matters))
+        started = time.time()
+        try:
+            forward, _backward = self._guarded(
+                "prefactor (Hessian)",
+                lambda: self.eon.get_prefactors(self.params, *matters))
+        finally:  # eOn dumps these into the process's working directory: not ours to keep
+            for dump in map(Path, PREFACTOR_DUMPS):
+                if dump.is_file() and dump.stat().st_mtime >= started - 1:
+                    dump.unlink(missing_ok=True)
         if not np.isfinite(forward) or forward <= 0:
             return None
         return float(forward)
