@@ -85,8 +85,10 @@ def tiny_training_settings(**overrides: object) -> TrainingSettings:
     # were tuned that way (the energy-based default moves the well-trained fit's C11 from
     # within 10 % of EMT to 11 % off); the weighting itself is tested in
     # test_train_data_selection.py and by the campaigns
+    # and run their full iteration counts (no loss-plateau stop: tested in test_train.py)
     values: dict[str, object] = dict(cutoff=5.0, number_of_functions_per_element=15,
                                      max_iterations=100, warm_start_iterations=30,
+                                     loss_plateau=None,
                                      test_fraction=0.1, timeout_s=900,
                                      weighting=WeightingSettings(kind="uniform"))
     values.update(overrides)

@@ -154,8 +154,15 @@ class TrainingSettings(StrictModel):
         None, gt=0, description="If set, ladder fitting adding this many functions a step."
     )
     kappa: float = Field(0.3, ge=0, le=1, description="Force weight in the loss.")
-    max_iterations: int = Field(300, gt=0, description="BFGS iterations of a full fit.")
-    warm_start_iterations: int = Field(100, gt=0, description="Iterations of an upfit.")
+    max_iterations: int = Field(300, gt=0, description="BFGS iterations of a full fit "
+                                "(at most: see loss_plateau).")
+    warm_start_iterations: int = Field(100, gt=0, description="Iterations of an upfit "
+                                       "(at most).")
+    loss_plateau: float | None = Field(
+        1e-4, gt=0, lt=1, description="A fit stops early once no BFGS step of the last "
+        "plateau_patience lowered its train loss by more than this fraction (pacemaker's "
+        "min_relative_train_loss_per_iter). None: always run the iteration cap.")
+    plateau_patience: int = Field(50, gt=1, description="Steps the plateau test looks back.")
     full_refit_every: int = Field(3, gt=0, description="Full refit every N iterations.")
     test_fraction: float = Field(0.1, ge=0, lt=0.5)
     timeout_s: float = Field(6 * 3600.0, gt=0)

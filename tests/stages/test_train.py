@@ -40,6 +40,8 @@ def test_fit_writes_yaml_yace_asi_and_metrics(cu_ace_potential: FittedPotential)
     assert metrics["test_size"] == 4
     assert metrics["n_functions"] == 15
     assert metrics["fit_time_s"] > 0
+    # no plateau test in the fixtures' settings: the cap of 100 BFGS steps is run
+    assert (metrics["fit_steps"], metrics["stopped_on_plateau"]) == (100.0, 0.0)
     # EMT Cu is easy: a tiny ACE reaches a few meV/atom and tens of meV/A on unseen cells
     assert metrics["energy_rmse_mev_per_atom"] < 10.0
     assert metrics["force_rmse_ev_per_a"] < 0.1
@@ -216,6 +218,17 @@ def _wrapper(tmp_path: Path, body: str) -> str:
     script.write_text(f"#!/bin/sh\n{body}\n")
     script.chmod(0o755)
     return str(script)
+
+
+def test_a_fit_stops_on_a_loss_plateau_before_its_cap(tmp_path: Path) -> None:
+    settings = tiny_training_settings(max_iterations=3000, loss_plateau=3e-3,
+                                      plateau_patience=10)
+    assert pacemaker_input(["Cu"], settings, "d", 3000)["fit"][
+        "min_relative_train_loss_per_iter"] == 3e-3
+    record = fit_potential(_small_dataset(tmp_path), ["Cu"], settings, tmp_path / "fit")
+    metrics = record.metrics
+    assert metrics["stopped_on_plateau"] == 1.0 and 10 < metrics["fit_steps"] < 3000
+    assert Path(record.yace).is_file() and metrics["energy_rmse_mev_per_atom"] < 50
 
 
 def test_timeout_is_reported(tmp_path: Path) -> None:

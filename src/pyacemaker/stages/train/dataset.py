@@ -64,7 +64,8 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
     """The pandas DataFrame pacemaker reads, with energies referenced and baseline removed.
 
     ``w_factor`` (pacemaker multiplies its energy and force weights by it) is
-    ``ground_state_factor`` for the cold start's ground-state property cells, else 1.
+    ``ground_state_factor`` for the cold start's ground-state property cells, else 1;
+    ``ground_state_property`` marks those cells (never in a fit's test split).
     """
     import pandas as pd
 
@@ -92,14 +93,15 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
             forces = forces - base_forces
         clean = atoms.copy()
         clean.calc = None
+        ground_state = is_ground_state_property(str(atoms.info.get("generator", "")))
         records.append({
             "name": str(atoms.info.get("row_id", index)),
             "ase_atoms": clean,
             "energy": energy,
             "energy_corrected": energy - shift - base_energy,
             "forces": forces,
-            "w_factor": ground_state_factor
-            if is_ground_state_property(str(atoms.info.get("generator", ""))) else 1.0,
+            "w_factor": ground_state_factor if ground_state else 1.0,
+            "ground_state_property": ground_state,
         })
     return pd.DataFrame.from_records(records)
 
@@ -260,8 +262,8 @@ def split_test_set(source: Path, train: Path, test: Path, fraction: float,
     """Write ``train`` and ``test`` from ``source``: ``int(N * fraction)`` test structures
     as pacemaker's ``test_size`` takes, at random, but drawn from the structures within
     1 eV/atom of the convex hull (see above; the far-above-hull ones are down-weighted in
-    training, so errors there are not what the test set should report). Returns the
-    number of test structures."""
+    training, so errors there are not what the test set should report) that are not
+    ground-state property cells. Returns the number of test structures."""
     import pandas as pd
     from pyace.process_df import compute_convexhull_dist
 
@@ -271,8 +273,10 @@ def split_test_set(source: Path, train: Path, test: Path, fraction: float,
                          "e_per_atom": frame["energy_corrected"]
                          / frame["ase_atoms"].map(len)})
     compute_convexhull_dist(hull, energy_per_atom_column="e_per_atom", verbose=False)
-    near = np.flatnonzero(hull["e_chull_dist_per_atom"].to_numpy()
-                          <= HULL_LOW_TIER_EV_PER_ATOM)
+    testable = hull["e_chull_dist_per_atom"].to_numpy() <= HULL_LOW_TIER_EV_PER_ATOM
+    if "ground_state_property" in frame:  # what B0, Cij and phonons are learned from
+        testable &= ~frame["ground_state_property"].to_numpy(dtype=bool)
+    near = np.flatnonzero(testable)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(near, size=min(n_test, len(near)), replace=False))
     is_test = np.zeros(len(frame), dtype=bool)

@@ -46,6 +46,9 @@ def pacemaker_input(elements: list[str], settings: TrainingSettings, dataset: st
         "optimizer": "BFGS",
         "maxiter": max_iterations,
     }
+    if settings.loss_plateau is not None:
+        fit["min_relative_train_loss_per_iter"] = settings.loss_plateau
+        fit["early_stopping_patience"] = settings.plateau_patience
     if baseline.kind == "zbl_core" and baseline.inner_cutoff is None and not inner_radii:
         fit["repulsion"] = "auto"
     if settings.weighting.kind == "energy_based":

@@ -4,6 +4,7 @@ the metrics of the fitted potential on pacemaker's own train/test split."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +89,24 @@ def fit_metrics(workdir: Path) -> dict[str, float]:
     initial = initial_train_rmse(workdir)
     if initial is not None:
         metrics["initial_train_energy_rmse_mev_per_atom"] = initial
+    metrics.update(optimizer_steps(workdir))
     for key in ("energy_rmse_mev_per_atom", "force_rmse_ev_per_a"):
         if not math.isfinite(metrics[key]):
             raise FitFailed(f"non-finite (NaN/inf) loss: {key} is {metrics[key]}", workdir,
                             log_tail(workdir))
     return metrics
+
+
+def optimizer_steps(workdir: Path) -> dict[str, float]:
+    """``fit_steps`` (BFGS iterations run) and ``stopped_on_plateau`` (1 when the loss
+    plateau test ended the fit before its cap), from pacemaker's log."""
+    path = workdir / "log.txt"
+    if not path.is_file():
+        return {}
+    text = path.read_text(errors="replace")
+    steps = [int(n) for n in re.findall(r"Iteration\s+#(\d+)\s+\(", text)]
+    return {"fit_steps": float(max(steps, default=0)),
+            "stopped_on_plateau": 1.0 if "EARLY STOPPING" in text else 0.0}
 
 
 def initial_train_rmse(workdir: Path) -> float | None:
