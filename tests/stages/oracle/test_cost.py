@@ -45,3 +45,16 @@ def test_a_slab_gets_one_k_point_along_its_vacuum() -> None:
     assert grid[2] == 1 and grid[0] > 1 and grid[1] > 1
     bulk_cell = bulk("Cu", "fcc", a=3.6, cubic=True)
     assert all(n > 1 for n in kpoint_grid(bulk_cell, 0.3))  # no vacuum: full mesh
+
+
+def test_the_calibration_separates_pw_x_start_up_from_the_work() -> None:
+    """Measured in the demo: 2-atom cells ~3 s, 8-atom rattled cells ~100-150 s; a median
+    ratio made the 8-atom batch 45 min instead of ~10."""
+    si = bulk("Si", "diamond", a=5.43)
+    big = bulk("Si", "diamond", a=5.43, cubic=True)
+    big.rattle(0.05, seed=2)
+    small_units, big_units = cost_units(si, 0.3, 30), cost_units(big, 0.3, 30)
+    rate = 100.0 / big_units
+    done = [(si, 2.5 + rate * small_units)] * 12 + [(big, 2.5 + rate * big_units)] * 2
+    batch = estimate([big] * 4, 0.3, 30, done=done)
+    assert batch.seconds == pytest.approx(4 * 102.5, rel=0.02)

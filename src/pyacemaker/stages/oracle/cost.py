@@ -3,8 +3,8 @@
 One structure's cost in relative units: irreducible k-points (spglib, with time reversal)
 x plane waves (volume x ecutwfc^1.5) x atoms^2 (bands^2: the orthogonalisation that
 dominates plane-wave DFT as cells grow). With earlier labels of the campaign the units are
-turned into seconds: their pw.x wall time (healing attempts included) over their units,
-the median ratio. The estimate is printed before every labelling stage.
+turned into seconds: a start-up time per run plus a time per unit, fitted to their pw.x
+wall times (healing attempts included). The estimate is printed before every labelling stage.
 """
 
 from __future__ import annotations
@@ -61,13 +61,32 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def calibration(timed: Sequence[tuple[float, float]]) -> tuple[float, float]:
+    """(seconds per run, seconds per unit) from (units, seconds) of earlier labels: a
+    non-negative least-squares line when the labels span sizes (pw.x's start-up is seconds,
+    which makes a 2-atom cell's seconds per unit ten times an 8-atom cell's), else the
+    median ratio."""
+    units = np.array([u for u, _ in timed])
+    seconds = np.array([t for _, t in timed])
+    if len(timed) >= 3 and units.max() > 2 * units.min():
+        from scipy.optimize import nnls
+
+        (startup, rate), _ = nnls(np.column_stack([np.ones_like(units), units]), seconds)
+        if rate > 0:
+            return float(startup), float(rate)
+    return 0.0, float(np.median(seconds / units))
+
+
 def estimate(structures: Sequence[Atoms], kspacing: float, ecutwfc_ry: float,
              done: Sequence[tuple[Atoms, float]] = ()) -> CostEstimate:
     """The batch ``structures``; ``done``: (structure, pw.x seconds) of earlier labels."""
     per = [cost_units(a, kspacing, ecutwfc_ry) for a in structures]
-    ratios = [seconds / cost_units(a, kspacing, ecutwfc_ry) for a, seconds in done
-              if seconds > 0]
-    seconds = float(np.median(ratios)) * sum(per) if ratios and structures else None
+    timed = [(cost_units(a, kspacing, ecutwfc_ry), seconds) for a, seconds in done
+             if seconds > 0]
+    seconds = None
+    if timed and structures:
+        startup, rate = calibration(timed)
+        seconds = startup * len(per) + rate * sum(per)
     return CostEstimate(
         structures=len(structures), atoms=sum(len(a) for a in structures),
         largest=max((len(a) for a in structures), default=0),
