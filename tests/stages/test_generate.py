@@ -51,7 +51,11 @@ def test_from_one_element_alone() -> None:
     assert all(a.info["generator"].startswith("Cu-reference") for a in structures[:26])
     assert [is_ground_state_property(a.info["generator"]) for a in structures[:26]] == (
         [True] * 13 + [False] * 6 + [True] * 7)
-    assert not any(is_ground_state_property(a.info["generator"]) for a in structures[26:])
+    # then X and L displacements (no optical mode at Gamma) and the wide EOS
+    assert kinds[26:33] == ["phononX", "phononL-along", "phononL-across", "eos0.80", "eos0.86",
+                            "eos1.16", "eos1.25"], kinds
+    assert [is_ground_state_property(a.info["generator"]) for a in structures[26:]] == (
+        [False] * 3 + [True] * 4 + [False] * 7)
     ground = structures[0]
     eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
            for a in structures[1:5]]
@@ -78,6 +82,11 @@ def test_bulk_only_cold_start_has_no_slab() -> None:
     moved = np.linalg.norm(optical.positions - ground.positions, axis=1)
     assert np.allclose(sorted(moved), [0.0, 0.03])
     assert not any(is_ground_state_property(a.info["generator"]) for a in structures[24:28])
+    # then the EOS out to the ends of the gate's scan, weighted like the rest of it
+    assert kinds[28:32] == ["eos0.80", "eos0.86", "eos1.16", "eos1.25"], kinds
+    assert all(is_ground_state_property(a.info["generator"]) for a in structures[28:32])
+    assert np.allclose([a.get_volume() / ground.get_volume() for a in structures[28:32]],
+                       (0.80, 0.86, 1.16, 1.25))
     tetragonal = structures[21:24]
     assert [k[:10] for k in kinds[21:24]] == ["tetragonal"] * 3
     # e_xx = -e_yy: volume kept to first order (1 - m^2)

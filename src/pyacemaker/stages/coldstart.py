@@ -16,7 +16,8 @@ in this order, small and symmetric where possible (k-point cost):
 * one atom moved 0.03 A in the smallest cells commensurate with Gamma, X and L
   (:func:`phonon_displacements`): the forces give the force constants the phonon check
   compares, and with the forces of the sheared cells the internal strain, hence the
-  relaxed-ion C44.
+  relaxed-ion C44;
+* the EOS out to the ends of the gate's scan, V/V0 = 0.80, 0.86, 1.16, 1.25.
 
 Deterministic strains; the rattles draw from the given generator. The rest of the budget
 goes to other prototypes and random variations (``generate.py``).
@@ -46,6 +47,9 @@ from pyacemaker.stages.validate.elastic import (
 )
 
 EOS_FACTORS = (0.92, 0.96, 1.04, 1.08)
+# out to the ends of the gate's EOS scan (V/V0 0.75-1.35): without them the fitted pressure
+# turns over where the data end (measured on Si: at V/V0 ~1.25 with data to 1.08)
+WIDE_EOS_FACTORS = (0.80, 0.86, 1.16, 1.25)
 ELASTIC_STRAINS = (-0.02, -0.01, 0.01, 0.02)
 CUBIC_EXTRA_STRAINS = (-0.03, 0.03)  # cubic cells have 2 strain components, not 4
 TETRAGONAL_STRAINS = (0.01, 0.02, 0.03)
@@ -145,7 +149,9 @@ def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
                 for voigt in components for magnitude in CUBIC_EXTRA_STRAINS]
         out += [(f"tetragonal{magnitude:+.2f}", tetragonal_strained(primitive, magnitude))
                 for magnitude in TETRAGONAL_STRAINS]
-    return out + phonon_displacements(primitive, max_atoms)
+    out += phonon_displacements(primitive, max_atoms)
+    return out + [(f"eos{factor:.2f}", _scaled(primitive, factor))
+                  for factor in WIDE_EOS_FACTORS]
 
 
 def phonon_displacements(primitive: Atoms, max_atoms: int) -> list[tuple[str, Atoms]]:
