@@ -91,16 +91,18 @@ def test_ground_state_property_cells_are_weighted_up(tmp_path: Path) -> None:
 
 def test_property_cells_are_held_out_only_when_nothing_else_is_left(tmp_path: Path) -> None:
     store = DataStore(tmp_path / "data.db")
-    for k, atoms in enumerate(cu_training_structures()[:20]):
-        kind = f"elastic1+0.0{k}" if k < 16 else f"rattle0.0{k}"
+    kinds = [f"elastic1+0.0{k}" for k in range(12)] + ["phononX", "phononL-along"] + [
+        f"rattle0.0{k}" for k in range(4)]
+    for kind, atoms in zip(kinds, cu_training_structures()[:18], strict=True):
         atoms.info.update(iteration=0, generator=f"Cu-reference+{kind}")
         store.add(atoms)
-    chosen = assign_splits(store, 0, 0.25, seed=5)  # 5 wanted, 4 ordinary cells
-    kinds = sorted(store.get_atoms(i).info["generator"].split("+")[1][:6] for i in chosen)
-    assert kinds == ["elasti"] + ["rattle"] * 4
-    # and pacemaker's own test split never takes one
+    # 6 wanted: the 4 ordinary cells, then 2 strain cells, never a phonon cell (tier 2)
+    chosen = assign_splits(store, 0, 0.34, seed=5)
+    held = sorted(store.get_atoms(i).info["generator"].split("+")[1][:6] for i in chosen)
+    assert held == ["elasti"] * 2 + ["rattle"] * 4
+    # and pacemaker's own test split never takes a property cell
     from pyacemaker.stages.train.dataset import split_test_set
 
     dataset = export_training_set(store, tmp_path / "d.pckl.gzip", {"Cu": 0.0})
     assert split_test_set(dataset, tmp_path / "train.pckl.gzip", tmp_path / "test.pckl.gzip",
-                          0.3, seed=1) == 0  # int(15 * 0.3) = 4 wanted, none allowed
+                          0.3, seed=1) == 0  # int(12 * 0.3) = 3 wanted, none allowed

@@ -55,6 +55,7 @@ CUBIC_EXTRA_STRAINS = (-0.03, 0.03)  # cubic cells have 2 strain components, not
 TETRAGONAL_STRAINS = (0.01, 0.02, 0.03)
 PHONON_DISPLACEMENT_A = 0.03
 GROUND_STATE_KINDS = ("ground", "eos", "elastic", "tetragonal")
+PHONON_KIND = "phonon"
 RATTLES_A = (0.03, 0.10)
 HOT_RATTLES_A = (0.20, 0.15)
 SURFACES = ((1, 0, 0), (1, 1, 1))
@@ -88,6 +89,18 @@ def is_ground_state_property(generator: str) -> bool:
     ground-state property cell (see the module docstring)."""
     base, _, kind = generator.partition("+")
     return base.endswith("-reference") and kind.startswith(GROUND_STATE_KINDS)
+
+
+def hold_out_tier(generator: str) -> int:
+    """How reluctantly a labelled structure is held out of the fits (validation set, test
+    split): 0 any structure, 1 a ground-state property cell (EOS and strain series, a few
+    cells per modulus), 2 a phonon displacement cell (the only data on its q-point)."""
+    base, _, kind = generator.partition("+")
+    if not base.endswith("-reference"):
+        return 0
+    if kind.startswith(GROUND_STATE_KINDS):
+        return 1
+    return 2 if kind.startswith(PHONON_KIND) else 0
 
 
 def tetragonal_strained(atoms: Atoms, magnitude: float) -> Atoms:
@@ -164,12 +177,14 @@ def phonon_displacements(primitive: Atoms, max_atoms: int) -> list[tuple[str, At
     if np.linalg.norm(across) < 1e-6:
         across = np.cross(along, [0.0, 1.0, 0.0])
     across /= np.linalg.norm(across)
-    cells = [("phononG", primitive, np.array([1.0, 0.0, 0.0]))] if len(primitive) > 1 else []
+    cells = [(f"{PHONON_KIND}G", primitive, np.array([1.0, 0.0, 0.0]))] \
+        if len(primitive) > 1 else []
     conventional = conventional_cell(primitive)
     if len(conventional) > len(primitive):
-        cells.append(("phononX", conventional, np.array([1.0, 0.0, 0.0])))
+        cells.append((f"{PHONON_KIND}X", conventional, np.array([1.0, 0.0, 0.0])))
     doubled = primitive.repeat((2, 1, 1))
-    cells += [("phononL-along", doubled, along), ("phononL-across", doubled, across)]
+    cells += [(f"{PHONON_KIND}L-along", doubled, along),
+              (f"{PHONON_KIND}L-across", doubled, across)]
     out = []
     for kind, cell, direction in cells:
         if len(cell) > max_atoms:

@@ -65,11 +65,12 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
 
     ``w_factor`` (pacemaker multiplies its energy and force weights by it) is
     ``ground_state_factor`` for the cold start's ground-state property cells, else 1;
-    ``ground_state_property`` marks those cells (never in a fit's test split).
+    ``property_cell`` marks the cold start's property cells, phonon cells included
+    (never in a fit's test split).
     """
     import pandas as pd
 
-    from pyacemaker.stages.coldstart import is_ground_state_property
+    from pyacemaker.stages.coldstart import hold_out_tier, is_ground_state_property
 
     records = []
     for index, atoms in enumerate(structures):
@@ -93,15 +94,15 @@ def training_frame(structures: list[Atoms], reference_energies: dict[str, float]
             forces = forces - base_forces
         clean = atoms.copy()
         clean.calc = None
-        ground_state = is_ground_state_property(str(atoms.info.get("generator", "")))
+        generator = str(atoms.info.get("generator", ""))
         records.append({
             "name": str(atoms.info.get("row_id", index)),
             "ase_atoms": clean,
             "energy": energy,
             "energy_corrected": energy - shift - base_energy,
             "forces": forces,
-            "w_factor": ground_state_factor if ground_state else 1.0,
-            "ground_state_property": ground_state,
+            "w_factor": ground_state_factor if is_ground_state_property(generator) else 1.0,
+            "property_cell": hold_out_tier(generator) > 0,
         })
     return pd.DataFrame.from_records(records)
 
@@ -262,8 +263,8 @@ def split_test_set(source: Path, train: Path, test: Path, fraction: float,
     """Write ``train`` and ``test`` from ``source``: ``int(N * fraction)`` test structures
     as pacemaker's ``test_size`` takes, at random, but drawn from the structures within
     1 eV/atom of the convex hull (see above; the far-above-hull ones are down-weighted in
-    training, so errors there are not what the test set should report) that are not
-    ground-state property cells. Returns the number of test structures."""
+    training, so errors there are not what the test set should report) that are not the
+    cold start's property cells. Returns the number of test structures."""
     import pandas as pd
     from pyace.process_df import compute_convexhull_dist
 
@@ -274,8 +275,8 @@ def split_test_set(source: Path, train: Path, test: Path, fraction: float,
                          / frame["ase_atoms"].map(len)})
     compute_convexhull_dist(hull, energy_per_atom_column="e_per_atom", verbose=False)
     testable = hull["e_chull_dist_per_atom"].to_numpy() <= HULL_LOW_TIER_EV_PER_ATOM
-    if "ground_state_property" in frame:  # what B0, Cij and phonons are learned from
-        testable &= ~frame["ground_state_property"].to_numpy(dtype=bool)
+    if "property_cell" in frame:  # what B0, Cij and phonons are learned from
+        testable &= ~frame["property_cell"].to_numpy(dtype=bool)
     near = np.flatnonzero(testable)
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(near, size=min(n_test, len(near)), replace=False))
