@@ -2,7 +2,7 @@
 converged PBE.
 
     .venv/bin/python bench/demo_to_go.py [--config examples/si-qe.yaml] [--site local]
-        [--workdir campaigns/bench-demo] [--reference FILE]
+        [--workdir campaigns/bench-demo] [--reference FILE] [--reuse-dft-references DIR]
 
 Runs ``pyacemaker run`` on a fresh work folder (the demo of ``make campaign`` by default;
 ``--config zero`` writes ``elements: [Si]`` and nothing else), then prints: wall time,
@@ -32,10 +32,18 @@ def main() -> None:
     parser.add_argument("--site", default="local")
     parser.add_argument("--workdir", type=Path, default=Path("campaigns/bench-demo"))
     parser.add_argument("--reference", type=Path, default=PBE_REFERENCE)
+    parser.add_argument("--reuse-dft-references", type=Path, metavar="CAMPAIGN",
+                        help="copy the cached DFT references of an earlier campaign folder "
+                        "(used only where their settings key matches; the time to GO then "
+                        "leaves out their pw.x time)")
     args = parser.parse_args()
     if args.workdir.exists():
         shutil.rmtree(args.workdir)
     args.workdir.mkdir(parents=True)
+    if args.reuse_dft_references:
+        cache = Path("validation") / "dft_reference"
+        shutil.copytree(args.reuse_dft_references / cache, args.workdir / cache)
+        print(f"reusing the DFT references of {args.reuse_dft_references}")
     config = args.config
     if config == "zero":
         config = str(args.workdir.parent / f"{args.workdir.name}-zero.yaml")

@@ -106,3 +106,22 @@ def test_a_reference_that_could_not_be_computed_is_a_failed_check() -> None:
                                 reference_failures={"Cu fcc": "pw.x gave no label"})
     assert report.verdict == "NO-GO"
     assert "Cu fcc: no DFT reference to compare with: pw.x gave no label" in report.reasons
+
+
+def test_a_reference_with_more_special_points_is_compared_where_both_have_them() -> None:
+    """bench/data/si_pbe_reference.json holds K, L, U, W, X, G of a 2x2x2 supercell; the
+    gate computes L, X, G (the commensurate ones) and compares those."""
+    settings = ValidationSettings(phonon_supercell=2, phonon_mesh=4, eos_points=11,
+                                  elastic_strain_points=2, reference_phonons=True)
+    crystal = bulk("Cu", "fcc", a=3.59)
+    reference = compute_reference(crystal, EMT(), settings, "EMT", key="", phonons=True)
+    phonons = reference.phonons
+    assert phonons.q_labels == ["L", "X", "G"]
+    padded = phonons.model_copy(update={"q_labels": ["K", *phonons.q_labels],
+                                        "frequencies_thz": [[99.0] * 3,
+                                                            *phonons.frequencies_thz]})
+    report = validate_potential(EMT, [crystal], settings, references={
+        reference.label: reference.model_copy(update={"phonons": padded})})
+    comparison = report.crystals[0].phonon_comparison
+    assert comparison.q_labels == ["L", "X", "G"]
+    assert comparison.max_relative_difference < 1e-3, comparison
