@@ -256,3 +256,24 @@ def test_eos_without_a_minimum_keeps_its_scan_and_fails_the_fit_check():
     assert eos.fit is None and eos.fit_error
     assert len(eos.energies_per_atom) == FAST.eos_points  # the scan is kept for the report
     assert any("no Birch-Murnaghan fit of E(V)" in r for r in report.reasons)
+
+
+def test_the_labels_eos_check_fits_the_points_near_the_minimum() -> None:
+    """The cold start labels the EOS out to V/V0 0.80 and 1.25 (the gate's scan); the
+    'vs labels' checks fit the 0.92-1.08 series, as the gate's own fit is local."""
+    from pyacemaker.stages.coldstart import EOS_FACTORS, WIDE_EOS_FACTORS
+
+    crystal = bulk("Cu", "fcc", a=3.59)
+    labelled = []
+    for factor in (1.0, *EOS_FACTORS, *WIDE_EOS_FACTORS):
+        scaled = crystal.copy()
+        scaled.set_cell(crystal.cell.array * factor ** (1 / 3), scale_atoms=True)
+        scaled.calc = EMT()
+        scaled.get_potential_energy()
+        labelled.append(scaled)
+    report = validate_potential(EMT, [crystal], FAST, labelled=labelled)
+    eos = report.crystals[0].eos
+    assert len(eos.reference_volumes_per_atom) == 5 and eos.reference_source == "oracle labels"
+    checks = {c.name: c for c in report.checks if "vs labels" in c.name}
+    assert set(checks) == {"Cu: E0 vs labels", "Cu: V0 vs labels", "Cu: B0 vs labels"}
+    assert all(c.passed for c in checks.values()), checks

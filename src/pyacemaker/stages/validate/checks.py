@@ -21,6 +21,10 @@ from pyacemaker.stages.validate.errors import ErrorResult
 from pyacemaker.stages.validate.phonon_reference import PhononComparison
 from pyacemaker.stages.validate.phonons import PhononResult
 
+# the labelled EOS points within +-10 % of the lowest one (the cold start's 0.92-1.08
+# series) are fitted for the "vs labels" checks; the wide cells (0.80-1.25) are left out
+LABEL_EOS_MIN_WINDOW = 0.10
+
 
 class Check(BaseModel):
     name: str
@@ -116,6 +120,11 @@ def dft_eos_checks(label: str, eos: EOSResult, relaxed: Atoms, labelled: Sequenc
                     settings: ValidationSettings,
                     reference_energies: dict[str, float]) -> list[Check]:
     volumes, energies = reference_eos_from_labels(relaxed, labelled)
+    if volumes:  # the labels near the minimum: B0 of a fit out to V/V0 0.8-1.25 is another B0
+        lowest = volumes[int(np.argmin(energies))]
+        window = max(settings.eos_fit_volume_range, LABEL_EOS_MIN_WINDOW)
+        near = [i for i, v in enumerate(volumes) if abs(v / lowest - 1) <= window + 1e-9]
+        volumes, energies = [volumes[i] for i in near], [energies[i] for i in near]
     if len(volumes) < 5 or eos.fit is None:
         return []
     shift = sum(reference_energies.get(s, 0.0) for s in relaxed.get_chemical_symbols())
