@@ -170,6 +170,26 @@ def supercell(atoms: Atoms, target: int) -> Atoms:
     return atoms.repeat(_repeat_for(atoms, target))
 
 
+def conventional_supercell(atoms: Atoms, max_atoms: int, symprec: float = 0.2) -> Atoms:
+    """``atoms`` (strains and rattles kept) in the cell its conventional one would have,
+    when that has at most ``max_atoms`` atoms; else ``atoms`` as it is. An 8-atom cubic Si
+    cell gets a 4x4x4 k-mesh at kspacing 0.3 where the primitive cell repeated (2, 2, 1)
+    gets 4x4x7: half the k-points for the same atoms."""
+    import spglib
+    from ase.build import make_supercell
+
+    cell = (atoms.cell.array, atoms.get_scaled_positions(), atoms.numbers)
+    standard = spglib.standardize_cell(cell, to_primitive=False, symprec=symprec)
+    if standard is None:
+        return atoms
+    matrix = standard[0] @ np.linalg.inv(atoms.cell.array)  # rows: new vectors in old ones
+    integer = np.round(matrix)
+    det = round(abs(np.linalg.det(integer)))
+    if not np.allclose(matrix, integer, atol=0.05) or det <= 1 or det * len(atoms) > max_atoms:
+        return atoms
+    return make_supercell(atoms, integer.astype(int))
+
+
 def _repeat_for(atoms: Atoms, target: int) -> tuple[int, int, int]:
     """Smallest repeat of the shortest cell vectors reaching ``target`` atoms."""
     repeat = [1, 1, 1]

@@ -28,7 +28,7 @@ from pyacemaker.stages.explore.lammps import (
     run_lammps,
 )
 from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
-from pyacemaker.stages.generate import supercell
+from pyacemaker.stages.generate import conventional_supercell, supercell
 from pyacemaker.state import PotentialRecord
 
 DEFAULT_MAX_FRAMES = 20
@@ -83,11 +83,13 @@ def run_exploration(task: ExplorationTask, start: Atoms, potential: PotentialRec
 
 
 def sized_start(start: Atoms, n_atoms: int) -> Atoms:
-    """The start structure repeated along its shortest cell vectors up to ``n_atoms``
-    (small DFT cells make poor MD cells); unchanged when already that large."""
+    """The start structure in its conventional cell when that fits in ``n_atoms``, repeated
+    along its shortest cell vectors up to ``n_atoms`` (small DFT cells make poor MD cells;
+    the frames go to DFT, where a compact cell needs fewer k-points); unchanged when
+    already that large."""
     if n_atoms <= len(start):
         return start
-    return supercell(start, n_atoms)
+    return supercell(conventional_supercell(start, n_atoms), n_atoms)
 
 
 def _check_inputs(task: ExplorationTask, start: Atoms, potential: PotentialRecord,
