@@ -96,13 +96,14 @@ def test_property_cells_are_held_out_only_when_nothing_else_is_left(tmp_path: Pa
     for kind, atoms in zip(kinds, cu_training_structures()[:18], strict=True):
         atoms.info.update(iteration=0, generator=f"Cu-reference+{kind}")
         store.add(atoms)
-    # 6 wanted: the 4 ordinary cells, then 2 strain cells, never a phonon cell (tier 2)
+    # 6 wanted: half of the 4 ordinary cells (the fit's only varied environments), then 4
+    # strain cells, never a phonon cell (tier 2)
     chosen = assign_splits(store, 0, 0.34, seed=5)
     held = sorted(store.get_atoms(i).info["generator"].split("+")[1][:6] for i in chosen)
-    assert held == ["elasti"] * 2 + ["rattle"] * 4
+    assert held == ["elasti"] * 4 + ["rattle"] * 2
     # and pacemaker's own test split never takes a property cell
     from pyacemaker.stages.train.dataset import split_test_set
 
     dataset = export_training_set(store, tmp_path / "d.pckl.gzip", {"Cu": 0.0})
     assert split_test_set(dataset, tmp_path / "train.pckl.gzip", tmp_path / "test.pckl.gzip",
-                          0.3, seed=1) == 0  # int(12 * 0.3) = 3 wanted, none allowed
+                          0.5, seed=1) == 2  # int(12 * 0.5) = 6 wanted, the 2 rattled ones

@@ -41,12 +41,20 @@ def assign_splits(store: DataStore, iteration: int, fraction: float, seed: int) 
     want = math.floor(fraction * len(rows) + 0.5) if fraction > 0 else 0
     n_new = min(max(want - have, 0), len(eligible))
     rng = np.random.default_rng([seed, iteration, 104729])
+    tiers = [sorted(row.id for row in eligible
+                    if hold_out_tier(str(row.get("generator") or "")) == tier)
+             for tier in range(3)]
+    # next to property cells the others are the fit's only varied environments (a cold
+    # start's rattled, defect and hot cells): at most half of them go while tiers remain
+    limits = [len(tiers[0]) // 2 if tiers[1] or tiers[2] else len(tiers[0]),
+              len(tiers[1]), len(tiers[2])]
     chosen: list[int] = []
-    for tier in range(3):
-        ids = sorted(row.id for row in eligible
-                     if hold_out_tier(str(row.get("generator") or "")) == tier)
-        take = min(n_new - len(chosen), len(ids))
+    for ids, limit in zip(tiers, limits, strict=True):
+        take = min(n_new - len(chosen), limit)
         chosen += [int(i) for i in rng.choice(ids, size=take, replace=False)] if take else []
+    if len(chosen) < n_new:  # the rest of the others, when the property cells ran out
+        rest = sorted(set(tiers[0]) - set(chosen))
+        chosen += [int(i) for i in rng.choice(rest, size=n_new - len(chosen), replace=False)]
     chosen.sort()
     store.set_split(chosen, VALIDATION)
     store.set_split(sorted(set(unassigned) - set(chosen)), TRAIN)
