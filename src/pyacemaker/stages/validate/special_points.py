@@ -49,25 +49,27 @@ def _hermite_normal_forms(index: int):
 def commensurate_cell(primitive: Atoms, q: np.ndarray) -> np.ndarray:
     """Integer matrix H (rows: supercell vectors in units of the primitive ones) of the
     smallest supercell commensurate with ``q`` (H q integer), the most compact of those
-    (largest shortest vector, then smallest longest)."""
+    (largest shortest vector, then smallest longest), in its Minkowski-reduced basis."""
+    from ase.geometry import minkowski_reduce
+
     q = np.asarray(q, dtype=float)
     index = denominator(q)
     best, best_score = None, None
     for matrix in _hermite_normal_forms(index):
         if not np.allclose(matrix @ q, np.round(matrix @ q), atol=1e-6):
             continue
-        lengths = np.linalg.norm(_reduced(matrix @ primitive.cell.array), axis=1)
+        # the same lattice in its most compact basis: a skewed one gets a needlessly dense
+        # k-mesh from kspacing (seen: 865 k-points for Si's 4-atom X cell)
+        _, operation = minkowski_reduce(matrix @ primitive.cell.array)
+        reduced = operation @ matrix
+        if np.linalg.det(reduced) < 0:
+            reduced = -reduced
+        lengths = np.linalg.norm(reduced @ primitive.cell.array, axis=1)
         score = (-round(float(lengths.min()), 6), round(float(lengths.max()), 6))
         if best_score is None or score < best_score:
-            best, best_score = matrix, score
+            best, best_score = reduced, score
     assert best is not None, f"no commensurate cell of index {index} for q={q}"
     return best
-
-
-def _reduced(vectors: np.ndarray) -> np.ndarray:
-    from ase.geometry import minkowski_reduce
-
-    return minkowski_reduce(vectors)[0]
 
 
 def frequencies_at(primitive: Atoms, calc: Calculator, q: np.ndarray,
