@@ -278,6 +278,8 @@ class Campaign:
         from pyacemaker.stages.validation_set import VALIDATION, assign_splits
 
         settings = self.config.training
+        if self.config.validation.validation_fraction > 0:  # the campaign's own held-out set
+            settings = settings.model_copy(update={"test_fraction": 0.0})  # scores every fit
         current = self.state.potential
         plan = plan_refit(self.state.iteration, current, settings, self.state.last_full_refit)
         folder = self._iter_dir("fit")
@@ -313,9 +315,10 @@ class Campaign:
         if mode == "full":
             self.state.last_full_refit = self.state.iteration
         m = record.metrics
+        split = "test split" if m.get("metrics_from_test_set") else "training set"
         return (f"{mode} fit on {n_structures} structures: "
                 f"E RMSE {m.get('energy_rmse_mev_per_atom', float('nan')):.2f} meV/atom, "
-                f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A"
+                f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A ({split})"
                 + ("" if record.deployed else f"; NOT deployed ({record.choice})"))
 
     def _baseline(self) -> Any:

@@ -164,7 +164,11 @@ class TrainingSettings(StrictModel):
         "min_relative_train_loss_per_iter). None: always run the iteration cap.")
     plateau_patience: int = Field(50, gt=1, description="Steps the plateau test looks back.")
     full_refit_every: int = Field(3, gt=0, description="Full refit every N iterations.")
-    test_fraction: float = Field(0.1, ge=0, lt=0.5)
+    test_fraction: float = Field(
+        0.1, ge=0, lt=0.5, description="pacemaker's own test split of a fit made outside a "
+        "campaign, or in one without a validation set (validation.validation_fraction: 0); "
+        "a campaign's fixed validation set scores its fits instead, and they get all the "
+        "rest.")
     timeout_s: float = Field(6 * 3600.0, gt=0)
     baseline: BaselineSettings = Field(default_factory=BaselineSettings)
     weighting: WeightingSettings = Field(
