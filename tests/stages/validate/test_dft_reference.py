@@ -42,10 +42,10 @@ def test_si_references_with_real_pw_x_are_computed_once_and_cached(tmp_path: Pat
         references, failures = dft_references(engine, config, tmp_path)
         assert failures == {}
         (reference,) = references.values()
-        calls = sorted((tmp_path / REFERENCE_DIR).glob("*/calls/call_*"))
-        pw_inputs = sorted((tmp_path / REFERENCE_DIR).glob("*/calls/call_*/*/pw.in"))
+        calls = sorted((tmp_path / REFERENCE_DIR).glob("*/*/calls/call_*"))
+        pw_inputs = sorted((tmp_path / REFERENCE_DIR).glob("*/*/calls/call_*/*/pw.in"))
         again, _ = dft_references(engine, config, tmp_path)  # cached: no pw.x
-        assert sorted((tmp_path / REFERENCE_DIR).glob("*/calls/call_*")) == calls
+        assert sorted((tmp_path / REFERENCE_DIR).glob("*/*/calls/call_*")) == calls
         assert again == references
     assert reference.label == "Si diamond" and "pw.x, 20/160 Ry, kspacing 0.6" in reference.source
     # PBE silicon (converged: a0 5.47 A, B0 88-89 GPa, C11 153, C12 57, C44 74-76 GPa);

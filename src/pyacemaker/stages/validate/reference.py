@@ -27,7 +27,10 @@ from pydantic import BaseModel, Field
 from pyacemaker.stages.validate.crystal import relax_crystal
 from pyacemaker.stages.validate.elastic import ElasticResult, compute_elastic
 from pyacemaker.stages.validate.eos import EOSFit, fit_eos
-from pyacemaker.stages.validate.special_points import special_point_frequencies
+from pyacemaker.stages.validate.special_points import (
+    commensurate_special_points,
+    frequencies_at,
+)
 from pyacemaker.config import CampaignConfig
 from pyacemaker.config_changes import ORACLE_EXECUTION_KEYS
 from pyacemaker.validation_settings import ValidationSettings
@@ -81,27 +84,60 @@ def reference_key(crystal: Atoms, oracle_settings: dict[str, Any],
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def compute_reference(crystal: Atoms, calc: Calculator, settings: ValidationSettings,
-                      source: str, key: str, phonons: bool) -> CrystalReference:
-    label = str(crystal.info.get("label", crystal.get_chemical_formula()))
+def relaxed_reference_crystal(crystal: Atoms, calc: Calculator,
+                              settings: ValidationSettings) -> Atoms:
+    """The crystal relaxed by the reference calculator (space group kept), labelled."""
     relaxed = relax_crystal(crystal, calc, settings.relax_fmax)
-    relaxed.info["label"] = label
+    relaxed.info["label"] = str(crystal.info.get("label", crystal.get_chemical_formula()))
+    relaxed.calc = None
+    return relaxed
+
+
+def reference_moduli(relaxed: Atoms, calc: Calculator, settings: ValidationSettings
+                     ) -> tuple[EOSFit, list[float], list[float], ElasticResult]:
+    """EOS (fit, volumes, energies per atom) and elastic tensor of the relaxed crystal."""
     eos, volumes, energies = fit_eos(relaxed, calc, settings.eos_fit_volume_range,
                                      REFERENCE_EOS_POINTS)
     elastic = compute_elastic(relaxed, calc, settings.elastic_max_strain,
                               settings.elastic_strain_points)
-    phonon = None
-    if phonons:
-        names, frequencies = special_point_frequencies(
-            relaxed, calc, settings.phonon_reference_supercell, settings.phonon_displacement)
-        phonon = PhononReference(supercell=settings.phonon_reference_supercell,
-                                 displacement=settings.phonon_displacement, q_labels=names,
-                                 frequencies_thz=frequencies)
+    return eos, volumes, energies, elastic
+
+
+def reference_phonon_point(relaxed: Atoms, calc: Calculator, name: str,
+                           settings: ValidationSettings) -> list[float]:
+    """Sorted frequencies (THz) at the special point ``name`` (its smallest cell)."""
+    points = commensurate_special_points(relaxed, settings.phonon_reference_supercell)
+    return frequencies_at(relaxed, calc, points[name], settings.phonon_displacement)
+
+
+def assemble_reference(relaxed: Atoms, source: str, key: str,
+                       moduli: tuple[EOSFit, list[float], list[float], ElasticResult],
+                       settings: ValidationSettings,
+                       phonons: dict[str, list[float]] | None) -> CrystalReference:
+    eos, volumes, energies, elastic = moduli
+    phonon = None if phonons is None else PhononReference(
+        supercell=settings.phonon_reference_supercell,
+        displacement=settings.phonon_displacement, q_labels=list(phonons),
+        frequencies_thz=list(phonons.values()))
     return CrystalReference(
-        label=label, source=source, key=key, cell=np.round(relaxed.cell.array, 6).tolist(),
+        label=str(relaxed.info["label"]), source=source, key=key,
+        cell=np.round(relaxed.cell.array, 6).tolist(),
         volume_per_atom=relaxed.get_volume() / len(relaxed), eos=eos,
         eos_volumes_per_atom=volumes, eos_energies_per_atom=energies, elastic=elastic,
         phonons=phonon)
+
+
+def compute_reference(crystal: Atoms, calc: Calculator, settings: ValidationSettings,
+                      source: str, key: str, phonons: bool) -> CrystalReference:
+    """All of it in one process (a campaign runs the parts as parallel DFT tasks)."""
+    relaxed = relaxed_reference_crystal(crystal, calc, settings)
+    moduli = reference_moduli(relaxed, calc, settings)
+    frequencies = None
+    if phonons:
+        frequencies = {name: reference_phonon_point(relaxed, calc, name, settings)
+                       for name in commensurate_special_points(
+                           relaxed, settings.phonon_reference_supercell)}
+    return assemble_reference(relaxed, source, key, moduli, settings, frequencies)
 
 
 def save_reference(reference: CrystalReference, path: Path) -> Path:
