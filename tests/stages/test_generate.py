@@ -52,10 +52,10 @@ def test_from_one_element_alone() -> None:
     assert [is_ground_state_property(a.info["generator"]) for a in structures[:26]] == (
         [True] * 13 + [False] * 6 + [True] * 7)
     # then X and L displacements (no optical mode at Gamma) and the wide EOS
-    assert kinds[26:33] == ["phononX", "phononL-along", "phononL-across", "eos0.80", "eos0.86",
-                            "eos1.16", "eos1.25"], kinds
+    assert kinds[26:35] == ["phononX", "phononL-along", "phononL-across"] + [
+        f"eos{f:.2f}" for f in (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)], kinds
     assert [is_ground_state_property(a.info["generator"]) for a in structures[26:]] == (
-        [False] * 3 + [True] * 4 + [False] * 7)
+        [False] * 3 + [True] * 6 + [False] * 5)
     ground = structures[0]
     eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
            for a in structures[1:5]]
@@ -83,10 +83,10 @@ def test_bulk_only_cold_start_has_no_slab() -> None:
     assert np.allclose(sorted(moved), [0.0, 0.03])
     assert not any(is_ground_state_property(a.info["generator"]) for a in structures[24:28])
     # then the EOS out to the ends of the gate's scan, weighted like the rest of it
-    assert kinds[28:32] == ["eos0.80", "eos0.86", "eos1.16", "eos1.25"], kinds
-    assert all(is_ground_state_property(a.info["generator"]) for a in structures[28:32])
-    assert np.allclose([a.get_volume() / ground.get_volume() for a in structures[28:32]],
-                       (0.80, 0.86, 1.16, 1.25))
+    wide = (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)
+    assert kinds[28:34] == [f"eos{f:.2f}" for f in wide], kinds
+    assert all(is_ground_state_property(a.info["generator"]) for a in structures[28:34])
+    assert np.allclose([a.get_volume() / ground.get_volume() for a in structures[28:34]], wide)
     tetragonal = structures[21:24]
     assert [k[:10] for k in kinds[21:24]] == ["tetragonal"] * 3
     # e_xx = -e_yy: volume kept to first order (1 - m^2)
@@ -98,7 +98,7 @@ def test_bulk_only_cold_start_has_no_slab() -> None:
 
 
 def test_binary_gets_prototypes_alloys_and_both_elements() -> None:
-    structures = initial_structures(CampaignConfig(elements=["Ti", "O"]), 40,
+    structures = initial_structures(CampaignConfig(elements=["Ti", "O"]), 50,
                                     np.random.default_rng(1))
     generators = {a.info["generator"].split("+")[0] for a in structures}
     assert {"TiO-rocksalt", "TiO-cesiumchloride", "TiO-zincblende", "O2-dimer",

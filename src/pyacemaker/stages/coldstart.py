@@ -17,7 +17,7 @@ in this order, small and symmetric where possible (k-point cost):
   (:func:`phonon_displacements`): the forces give the force constants the phonon check
   compares, and with the forces of the sheared cells the internal strain, hence the
   relaxed-ion C44;
-* the EOS out to the ends of the gate's scan, V/V0 = 0.80, 0.86, 1.16, 1.25.
+* the EOS out to the ends of the gate's scan, V/V0 = 0.80, 0.86, 1.16, 1.25, 1.33, 1.40.
 
 Deterministic strains; the rattles draw from the given generator. The rest of the budget
 goes to other prototypes and random variations (``generate.py``).
@@ -47,9 +47,10 @@ from pyacemaker.stages.validate.elastic import (
 )
 
 EOS_FACTORS = (0.92, 0.96, 1.04, 1.08)
-# out to the ends of the gate's EOS scan (V/V0 0.75-1.35): without them the fitted pressure
-# turns over where the data end (measured on Si: at V/V0 ~1.25 with data to 1.08)
-WIDE_EOS_FACTORS = (0.80, 0.86, 1.16, 1.25)
+# out to and past the ends of the gate's EOS scan (V/V0 0.75-1.35): the fitted pressure
+# turns over where the data end (measured on Si: at ~1.15 with data to 1.08, at 1.25 with
+# data to 1.25, monotonic over the scan with data to 1.40)
+WIDE_EOS_FACTORS = (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)
 ELASTIC_STRAINS = (-0.02, -0.01, 0.01, 0.02)
 CUBIC_EXTRA_STRAINS = (-0.03, 0.03)  # cubic cells have 2 strain components, not 4
 TETRAGONAL_STRAINS = (0.01, 0.02, 0.03)
