@@ -7,6 +7,8 @@ acoustic branches carry finite-displacement noise).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
@@ -52,12 +54,15 @@ def _to_ase(cell: PhonopyAtoms) -> Atoms:
     return Atoms(cell.symbols, cell=cell.cell, scaled_positions=cell.scaled_positions, pbc=True)
 
 
-def force_constants(atoms: Atoms, calc: Calculator, supercell: int,
+def force_constants(atoms: Atoms, calc: Calculator, supercell: int | np.ndarray,
                     displacement: float) -> Phonopy:
     """Phonopy object with symmetrized force constants from finite displacements of
-    ``atoms`` (the primitive cell: q-points are in its basis) evaluated with ``calc``."""
-    phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=np.eye(3, dtype=int) * supercell,
-                     primitive_matrix="P")
+    ``atoms`` (the primitive cell: q-points are in its basis) evaluated with ``calc``, in
+    the supercell N x N x N or given by phonopy's supercell matrix (columns)."""
+    matrix = np.eye(3, dtype=int) * supercell if np.isscalar(supercell) else supercell
+    with warnings.catch_warnings():  # a small non-diagonal cell has fewer point operations
+        warnings.filterwarnings("ignore", "Point group symmetries of supercell")
+        phonon = Phonopy(_to_phonopy(atoms), supercell_matrix=matrix, primitive_matrix="P")
     phonon.generate_displacements(distance=displacement)
     forces = []
     for displaced in phonon.supercells_with_displacements:

@@ -15,16 +15,13 @@ of an fcc lattice, not W or K, whose denominators are 4 and 8), Gamma last.
 from __future__ import annotations
 
 import itertools
-import warnings
 from fractions import Fraction
 from math import lcm
 
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
-from phonopy import Phonopy
-
-from pyacemaker.stages.validate.phonons import _to_ase, _to_phonopy
+from pyacemaker.stages.validate.phonons import force_constants
 
 
 def denominator(q: np.ndarray) -> int:
@@ -78,19 +75,7 @@ def frequencies_at(primitive: Atoms, calc: Calculator, q: np.ndarray,
     commensurate supercell of ``primitive``, evaluated with ``calc``."""
     matrix = commensurate_cell(primitive, q)
     # phonopy's supercell matrix M: supercell columns = primitive columns @ M
-    with warnings.catch_warnings():  # a small non-diagonal cell has fewer point operations
-        warnings.filterwarnings("ignore", "Point group symmetries of supercell")
-        phonon = Phonopy(_to_phonopy(primitive), supercell_matrix=matrix.T,
-                         primitive_matrix="P")
-    phonon.generate_displacements(distance=displacement)
-    forces = []
-    for displaced in phonon.supercells_with_displacements:
-        cell = _to_ase(displaced)
-        cell.calc = calc
-        forces.append(cell.get_forces().copy())
-    phonon.forces = np.array(forces)
-    phonon.produce_force_constants()
-    phonon.symmetrize_force_constants()
+    phonon = force_constants(primitive, calc, matrix.T, displacement)
     phonon.run_qpoints([np.asarray(q)])
     return np.round(np.sort(phonon.qpoints.frequencies[0]), 4).tolist()
 
