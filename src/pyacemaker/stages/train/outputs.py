@@ -98,8 +98,9 @@ def fit_metrics(workdir: Path) -> dict[str, float]:
 
 
 def optimizer_steps(workdir: Path) -> dict[str, float]:
-    """``fit_steps`` (BFGS iterations run) and ``stopped_on_plateau`` (1 when the loss
-    plateau test ended the fit before its cap), from pacemaker's log."""
+    """``fit_steps`` (the last BFGS iteration pacemaker logged: 99 for ``maxiter`` 100)
+    and ``stopped_on_plateau`` (1 when the loss plateau test ended the fit before its
+    cap), from pacemaker's log."""
     path = workdir / "log.txt"
     if not path.is_file():
         return {}
