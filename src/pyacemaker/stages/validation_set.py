@@ -4,8 +4,9 @@ Before each fit, a fixed fraction (``validation.validation_fraction``) of the it
 labelled structures is marked ``split=validation`` in the data lake and the rest
 ``split=train`` (a halted frame itself, ``*_halt``, is never held out: it is what the
 iteration has to learn; the candidates cut out around it may be; the cold start's
-property cells are held out only when nothing else is left, see ``hold_out_tier``); a row is assigned once and never moves, so a structure that any fit saw is
-never in the validation set, and errors on it are comparable across iterations. Rows of
+property cells are held out only when nothing else is left, see ``hold_out_tier``); a
+row is assigned once and never moves, so a structure that any fit saw is never in the
+validation set, and errors on it are comparable across iterations. Rows of
 campaigns started before the split existed carry no split and count as training data.
 The gate's error targets and the best-so-far rule (``stages/train/best.py``) use this set.
 """
@@ -35,12 +36,12 @@ def assign_splits(store: DataStore, iteration: int, fraction: float, seed: int) 
     # the halted frame itself is what the iteration must learn: never held out
     eligible = [row for row in rows if row.get("split") is None
                 and not str(row.get("provenance") or "").endswith("_halt")]
-    # the cold start's property cells are what B0, Cij and the phonons are learned from (a
-    # few each): held out only when nothing else is left, the phonon cells last
     have = sum(1 for row in rows if row.get("split") == VALIDATION)
     want = math.floor(fraction * len(rows) + 0.5) if fraction > 0 else 0
     n_new = min(max(want - have, 0), len(eligible))
     rng = np.random.default_rng([seed, iteration, 104729])
+    # the cold start's property cells are what B0, Cij and the phonons are learned from (a
+    # few each): held out only when nothing else is left, the phonon cells last
     tiers = [sorted(row.id for row in eligible
                     if hold_out_tier(str(row.get("generator") or "")) == tier)
              for tier in range(3)]

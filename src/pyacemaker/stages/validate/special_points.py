@@ -21,6 +21,7 @@ from math import lcm
 import numpy as np
 from ase import Atoms
 from ase.calculators.calculator import Calculator
+
 from pyacemaker.stages.validate.phonons import force_constants
 
 
