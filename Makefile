@@ -13,11 +13,14 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup doctor campaign status test bench containers report package monitor clean
+.PHONY: help setup doctor campaign status test bench containers containers-pull containers-push \
+        reproduce report package monitor clean
 
 help:
 	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...]"
 	@echo "make test | setup | doctor | bench | containers | report | package | monitor | clean"
+	@echo "make containers-pull SITE=... | containers-push REGISTRY=host:port [PLAIN_HTTP=1]"
+	@echo "make reproduce RELEASE=dist/NAME-VERSION.zip [SITE=...]"
 
 # setup ends with the doctor: the site's and the campaign's needs, checked for real.
 setup:
@@ -45,6 +48,19 @@ bench: setup
 
 containers:
 	@bash scripts/build_containers.sh
+
+# Pull (and check) the images a site names by digest; push this checkout's built images
+# and print the pinned references to paste into a site YAML (docs/cluster.md).
+containers-pull: setup
+	$(PYACE) images pull --site site_configs/$(SITE).yaml
+
+containers-push: setup
+	@test -n "$(REGISTRY)" || { echo "usage: make containers-push REGISTRY=host:port [PLAIN_HTTP=1]"; exit 1; }
+	$(PYACE) images push --registry $(REGISTRY) $(if $(PLAIN_HTTP),--plain-http,)
+
+reproduce: setup
+	@test -n "$(RELEASE)" || { echo "usage: make reproduce RELEASE=dist/NAME-VERSION.zip [SITE=...]"; exit 1; }
+	$(PYACE) reproduce $(RELEASE) --site site_configs/$(SITE).yaml
 
 # The campaign's YAML goes along only when CONFIG is given (make report CONFIG=...); else
 # pyacemaker uses <workdir>/campaign.yaml or defaults for the potential's elements.

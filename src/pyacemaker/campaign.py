@@ -62,11 +62,14 @@ class Campaign:
              force: bool = False) -> Campaign:
         """Resume or start the campaign of ``workdir``; a physics change since it started
         is refused, or with ``force`` started over (resume.py, config_changes.py)."""
+        from pyacemaker.images.pinning import pin_site_images
         from pyacemaker.resume import open_campaign_state
 
         workdir = Path(workdir).resolve()
         workdir.mkdir(parents=True, exist_ok=True)
         state = open_campaign_state(workdir, config, force=force)
+        site, state.images = pin_site_images(site, workdir, state.images, force=force)
+        save_state(state, workdir)
         return cls(config, site, workdir, state, DataStore(workdir / DATASTORE_FILE))
 
     # ------------------------------------------------------------------ the loop

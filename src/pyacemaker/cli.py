@@ -83,12 +83,13 @@ def _operational_errors() -> tuple[type[BaseException], ...]:
     Anything else is a bug and is shown with its traceback."""
     from pyacemaker.campaign import CampaignFailed
     from pyacemaker.datastore import DataLakeError
+    from pyacemaker.images.registry import ImagePullError
     from pyacemaker.programs import ProgramFailed
     from pyacemaker.stages.oracle.base import OracleConfigError
     from pyacemaker.stages.train.outputs import FitFailed  # pacemaker's own failure, classified
 
     return (ConfigError, StateError, OracleConfigError, CampaignFailed, ProgramFailed, OSError,
-            DataLakeError, FitFailed)
+            DataLakeError, FitFailed, ImagePullError)
 
 
 def _require_folder(workdir: Path) -> None:
@@ -246,6 +247,9 @@ def _add_release_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pyacemaker.images.commands import add_image_commands
+    from pyacemaker.reproduce import add_reproduce_command
+
     parser = argparse.ArgumentParser(
         prog="pyacemaker", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -283,6 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     recover.add_argument("--workdir", required=True, help="campaign folder")
     recover.set_defaults(func=lambda args: _recover(Path(args.workdir)))
     _add_release_commands(sub)
+    add_image_commands(sub)
+    add_reproduce_command(sub)
     return parser
 
 
@@ -318,9 +324,10 @@ def _recover(workdir: Path) -> int:
 def _one_line_error(exc: Exception) -> str | None:
     """The message of a failure outside our code that reached the top, or None (a bug)."""
     from pyacemaker.datastore import DataLakeError
+    from pyacemaker.images.registry import ImagePullError
     from pyacemaker.logs import folder_problem
 
-    if isinstance(exc, DataLakeError):
+    if isinstance(exc, (DataLakeError, ImagePullError)):
         return str(exc)
     return folder_problem(exc) if isinstance(exc, OSError) else None
 

@@ -35,8 +35,42 @@ def _default_resources() -> dict[str, StageResources]:
 
 class ContainerSettings(StrictModel):
     runtime: Literal["none", "apptainer", "singularity", "charliecloud"] = "none"
-    images: dict[Tool, str] = Field(default_factory=dict)
+    images: dict[Tool, str] = Field(
+        default_factory=dict, description="Per tool: a local image (path), or a registry "
+        "reference pulled on first use, pinned by digest: docker://HOST/REPO@sha256:... "
+        "(any runtime), oras://HOST/REPO@sha256:... (a SIF; apptainer/singularity).")
     binds: list[str] = Field(default_factory=list)
+    allow_tags: bool = Field(
+        False, description="Accept registry references without a digest; the digest found "
+        "at the first pull is recorded in the campaign state and reused on resume.")
+    plain_http: list[str] = Field(
+        default_factory=list, description="Registries (HOST:PORT) reached over plain HTTP "
+        "without TLS, e.g. a test registry on 127.0.0.1.")
+    cache: str | None = Field(
+        None, description="Folder of pulled images; None: $PYACEMAKER_IMAGE_CACHE, else "
+        "~/.cache/pyacemaker/images.")
+
+    @model_validator(mode="after")
+    def _registry_references(self) -> ContainerSettings:
+        from pyacemaker.images.reference import (
+            check_pinned,
+            is_registry_reference,
+            parse_image_reference,
+        )
+
+        for tool, image in self.images.items():
+            if not is_registry_reference(image):
+                continue
+            what = f"container.images.{tool}"
+            reference = parse_image_reference(image, what)
+            if self.runtime == "none":
+                raise ValueError(f"{what}: {image} is a registry image but container.runtime "
+                                 "is 'none': set the runtime that runs it")
+            if reference.transport == "oras" and self.runtime == "charliecloud":
+                raise ValueError(f"{what}: {image}: oras:// holds a SIF file, which only "
+                                 "apptainer/singularity run; use a docker:// reference")
+            check_pinned(reference, what, self.allow_tags)
+        return self
 
 
 class MonitoringSettings(StrictModel):

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pyacemaker.images.record import ImageRecord
 from pyacemaker.layout import iteration_dir
 
 STATE_FILE = "state.json"
@@ -92,6 +93,9 @@ class WorkflowState(BaseModel):
         default_factory=dict, description="iteration -> exploration frames above gamma_lower")
     finished: bool = False
     stop_reason: str | None = None
+    images: dict[str, ImageRecord] = Field(
+        default_factory=dict, description="tool -> the container image it ran in (digest, "
+        "versions): a resume with other images is refused (images/pinning.py)")
     created: str = Field(default_factory=lambda: _now())
     updated: str = Field(default_factory=lambda: _now())
 

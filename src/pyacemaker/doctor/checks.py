@@ -38,7 +38,8 @@ DEBIAN_PACKAGE_OF_COMMAND = {
     "pw.x": "quantum-espresso", "ph.x": "quantum-espresso", "ch-run": "charliecloud-runtime",
     "chromium": "chromium", "debootstrap": "debootstrap", "sbatch": "slurm-wlm",
     "squeue": "slurm-wlm", "scancel": "slurm-wlm", "qsub": "slurm-wlm-torque",
-    "qstat": "slurm-wlm-torque", "qdel": "slurm-wlm-torque",
+    "qstat": "slurm-wlm-torque", "qdel": "slurm-wlm-torque", "skopeo": "skopeo",
+    "umoci": "umoci", "docker-registry": "docker-registry",
 }
 MIN_FREE_GB, WARN_FREE_GB = 1.0, 10.0
 SCF_ECUTWFC_RY, SCF_KSPACING = 20.0, 1.0  # a few seconds: proves the program and the file
@@ -210,6 +211,9 @@ def check_container(site: SiteConfig, tools: list[Tool]) -> list[Check]:
                                 "make containers (or point container.images at the image)"))
         else:
             checks.append(Check(name, "OK", image))
+    pulled = [i for i in site.container.images.values() if "://" in i]
+    if pulled and runtime == "charliecloud":  # images/registry.py pulls with these
+        checks += [check_command(c, f"image puller {c}") for c in ("skopeo", "umoci")]
     return checks
 
 

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 from ase import units
+from ase.io import write
 from pydantic import BaseModel, ConfigDict, Field
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import DataStore
+from pyacemaker.images.record import ImageRecord
 from pyacemaker.stages.oracle.pseudo import sha256_of
 from pyacemaker.stages.validate import ValidationReport
 from pyacemaker.state import PotentialRecord, WorkflowState
@@ -30,6 +33,9 @@ from pyacemaker.state import PotentialRecord, WorkflowState
 SEMVER = (r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
           r"(?:-[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?$")
 MANIFEST_FILE = "manifest.json"
+CONFIG_FILE = "campaign.yaml"  # the exact campaign config the potential was made with
+LABELS_SAMPLE_FILE = "labels_sample.extxyz"  # labels `pyacemaker reproduce` recomputes
+LABELS_SAMPLE_SIZE = 8
 
 
 class ReleaseRefused(RuntimeError):
@@ -105,6 +111,16 @@ class Citation(Strict):
     doi: str
 
 
+class Reproduction(Strict):
+    """What `pyacemaker reproduce` needs: the images (by digest), the config, labels."""
+
+    images: list[ImageRecord] = Field(
+        default_factory=list, description="Container image of each tool, by digest, with "
+        "the tool versions read inside it; empty: the site ran the programs natively.")
+    config: str = Field(CONFIG_FILE, description="The campaign config, exactly as it ran.")
+    labels: str = Field(LABELS_SAMPLE_FILE, description="A sample of the training labels.")
+
+
 class ReleaseManifest(Strict):
     name: str
     version: str = Field(pattern=SEMVER)
@@ -120,6 +136,7 @@ class ReleaseManifest(Strict):
     limits_of_validity: ValidityLimits
     citations: list[Citation]
     usage: dict[str, str]
+    reproduction: Reproduction | None = Field(None, description="None: an older release")
 
 
 CITATIONS = [
@@ -240,6 +257,20 @@ def ase_snippet(yaml_name: str, asi: str | None, element: str,
     return "\n".join(lines) + "\n"
 
 
+def write_labels_sample(store: DataStore, path: Path) -> Path:
+    """Up to LABELS_SAMPLE_SIZE labelled structures, evenly spaced over the data lake's
+    rows (cold start to last iteration), with their labels and row ids."""
+    ids = sorted(row.id for row in store.rows(status="labelled"))
+    step = max(1, len(ids) // LABELS_SAMPLE_SIZE)
+    chosen = ids[::step][:LABELS_SAMPLE_SIZE]
+    structures = [store.get_atoms(row_id) for row_id in chosen]
+    for atoms in structures:
+        atoms.info = {key: value for key, value in atoms.info.items()
+                      if isinstance(value, (str, int, float))}
+    write(path, structures, format="extxyz")
+    return path
+
+
 def _copy(source: Path, folder: Path, name: str) -> Path:
     if not source.is_file():
         raise FileNotFoundError(f"release input missing: {source}")
@@ -282,7 +313,11 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
         lammps_snippet(config.elements, f"{stem}.yace", asi_name, baseline))
     (folder / "use_ase.py").write_text(
         ase_snippet(f"{stem}.yaml", asi_name, config.elements[0], references))
-    files += [folder / "lammps.in", folder / "use_ase.py"]
+    (folder / CONFIG_FILE).write_text(yaml.safe_dump(config.model_dump(mode="json"),
+                                                     sort_keys=False))
+    write_labels_sample(store, folder / LABELS_SAMPLE_FILE)
+    files += [folder / "lammps.in", folder / "use_ase.py", folder / CONFIG_FILE,
+              folder / LABELS_SAMPLE_FILE]
     entries = [FileEntry(path=f.name, sha256=sha256_of(f), bytes=f.stat().st_size)
                for f in files if f is not None]
     counts = store.provenance_counts()
@@ -304,6 +339,7 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
         limits_of_validity=validity_limits(config, record, store),
         citations=CITATIONS,
         usage={"lammps": "lammps.in", "ase": "use_ase.py", "report": "report.html"},
+        reproduction=Reproduction(images=list(state.images.values())),
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=1))
     archive = Path(dist_dir) / f"{base}.zip"

@@ -1,0 +1,140 @@
+"""Pulling images by digest into a local cache, and pushing the images this project builds.
+
+charliecloud runs a directory image: an image is copied from the registry with ``skopeo``
+into an OCI layout of the cache (digest preserved and checked against the one asked for)
+and unpacked with ``umoci`` into ``<cache>/charliecloud/<hex>/`` (both Debian packages).
+apptainer/singularity pull into ``<cache>/sif/<hex>.sif`` with their own ``pull``. A pulled
+image is reused by digest: a digest names one image's content for ever.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from pyacemaker.images.reference import ImageReference
+
+OCI_LAYOUT = "oci"
+PULL_TIMEOUT_S = 3600.0
+
+
+class ImagePullError(RuntimeError):
+    """An image could not be pulled (or pushed); the message names image and registry."""
+
+
+def default_cache() -> Path:
+    """``$PYACEMAKER_IMAGE_CACHE``, else ``$XDG_CACHE_HOME/pyacemaker/images``."""
+    if os.environ.get("PYACEMAKER_IMAGE_CACHE"):
+        return Path(os.environ["PYACEMAKER_IMAGE_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "pyacemaker" / "images"
+
+
+def run_tool(argv: list[str], what: str, timeout: float = PULL_TIMEOUT_S) -> str:
+    if shutil.which(argv[0]) is None:
+        raise ImagePullError(f"{what}: {argv[0]} is not installed (make setup installs skopeo "
+                             "and umoci; apptainer comes with the cluster)")
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        raise ImagePullError(f"{what}: {argv[0]} did not finish in {timeout:.0f} s") from exc
+    if done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise ImagePullError(f"{what}: {' '.join(argv[:2])} failed (status "
+                             f"{done.returncode}): {detail[-1] if detail else 'no output'}")
+    return done.stdout
+
+
+def _tls(reference: ImageReference, plain_http: list[str], flag: str) -> list[str]:
+    return [f"--{flag}-tls-verify=false"] if reference.registry in plain_http else []
+
+
+def registry_digest(reference: ImageReference, plain_http: list[str]) -> str:
+    """The digest a tag points at now (for ``allow_tags``)."""
+    flags = ["--tls-verify=false"] if reference.registry in plain_http else []
+    out = run_tool(["skopeo", "inspect", *flags, "--format", "{{.Digest}}",
+                f"docker://{reference.registry}/{reference.repository}:"
+                f"{reference.tag or 'latest'}"],
+               f"image {reference} (registry {reference.registry})", timeout=300)
+    return out.strip()
+
+
+def pull_charliecloud(reference: ImageReference, cache: Path, plain_http: list[str]) -> Path:
+    """The unpacked directory image of ``reference`` (pinned), pulled if not cached."""
+    if reference.transport != "docker" or not reference.digest:
+        raise ImagePullError(f"image {reference}: charliecloud pulls docker:// references "
+                             "by digest (oras:// holds SIF files, which only apptainer runs)")
+    hex_digest = reference.digest.split(":", 1)[1]
+    target = cache / "charliecloud" / hex_digest
+    if (target / ".pyacemaker-pulled").is_file():
+        return target
+    what = f"image {reference} (registry {reference.registry})"
+    layout = cache / OCI_LAYOUT
+    layout.parent.mkdir(parents=True, exist_ok=True)
+    run_tool(["skopeo", "copy", "--quiet", "--preserve-digests",
+          *_tls(reference, plain_http, "src"), reference.by_digest(),
+          f"oci:{layout}:{hex_digest}"], what)
+    stored = _layout_digest(layout, hex_digest)
+    if stored != reference.digest:
+        raise ImagePullError(f"{what}: the registry sent {stored}, not {reference.digest}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    unpack = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{hex_digest[:12]}."))
+    try:
+        run_tool(["umoci", "raw", "unpack", "--rootless", "--image", f"{layout}:{hex_digest}",
+              str(unpack / "rootfs")], what)
+        (unpack / "rootfs" / ".pyacemaker-pulled").write_text(str(reference) + "\n")
+        try:
+            os.rename(unpack / "rootfs", target)
+        except OSError:  # another driver unpacked the same digest first: use that one
+            if not (target / ".pyacemaker-pulled").is_file():
+                raise
+    finally:
+        shutil.rmtree(unpack, ignore_errors=True)
+    return target
+
+
+def _layout_digest(layout: Path, name: str) -> str | None:
+    index = json.loads((layout / "index.json").read_text())
+    for entry in index.get("manifests", []):
+        if entry.get("annotations", {}).get("org.opencontainers.image.ref.name") == name:
+            return entry.get("digest")
+    return None
+
+
+def pull_sif(runtime: str, reference: ImageReference, cache: Path) -> Path:
+    """apptainer/singularity: ``pull`` the pinned reference into ``<cache>/sif/<hex>.sif``."""
+    assert reference.digest
+    target = cache / "sif" / f"{reference.digest.split(':', 1)[1]}.sif"
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".sif.{os.getpid()}.tmp")
+    run_tool([runtime, "pull", "--force", str(partial), reference.by_digest()],
+         f"image {reference} (registry {reference.registry})")
+    os.replace(partial, target)
+    return target
+
+
+def push_directory_image(folder: Path, destination: str, plain_http: bool) -> str:
+    """Push a directory image (charliecloud's form) as a one-layer OCI image to
+    ``destination`` (``docker://HOST/REPO:TAG``); returns the manifest digest."""
+    what = f"pushing {folder} to {destination}"
+    with tempfile.TemporaryDirectory(prefix="pyacemaker-push.") as scratch:
+        layer = Path(scratch) / "layer.tar"
+        # device nodes are never copied (ch-run binds the host's /dev); a sorted tar with
+        # fixed owners and times gives the same layer for the same files
+        run_tool(["tar", "-C", str(folder), "--exclude=./dev/*", "--sort=name", "--mtime=@0",
+              "--owner=0", "--group=0", "--numeric-owner", "-cf", str(layer), "."], what)
+        layout = f"{scratch}/oci"
+        run_tool(["umoci", "init", "--layout", layout], what)
+        run_tool(["umoci", "new", "--image", f"{layout}:image"], what)
+        run_tool(["umoci", "raw", "add-layer", "--image", f"{layout}:image", str(layer)], what)
+        digest_file = Path(scratch) / "digest"
+        flags = ["--dest-tls-verify=false"] if plain_http else []
+        run_tool(["skopeo", "copy", "--quiet", *flags, "--digestfile", str(digest_file),
+              f"oci:{layout}:image", destination], what)
+        return digest_file.read_text().strip()
