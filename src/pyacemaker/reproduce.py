@@ -148,8 +148,31 @@ def relabel(site: SiteConfig, config: CampaignConfig, structures: list[Atoms],
     return comparisons
 
 
+def revalidate(folder: Path, config: CampaignConfig, site: SiteConfig, workdir: Path,
+               released: dict[str, float]) -> tuple[list[str], list[str]]:
+    """The gate again on the shipped potential (references recomputed with the oracle):
+    differences of the metrics both have, and a note on what was compared."""
+    import math
+
+    from pyacemaker.validate_file import validate_file
+
+    potential = folder / f"{'-'.join(config.elements)}.yaml"
+    report = validate_file(potential, config, site, workdir / "validation",
+                           oracle=config.oracle.kind)
+    now = report.metrics()
+    common = sorted(set(now) & set(released))
+    differences = [f"validation {key}: {released[key]:.6g} -> {now[key]:.6g}"
+                   for key in common
+                   if not math.isclose(released[key], now[key], rel_tol=1e-6, abs_tol=1e-9)]
+    note = (f"validation: {len(common)} metrics of the release recomputed (verdict now "
+            f"{report.verdict}); {len(set(released) - set(now))} need the campaign's "
+            "held-out data, which the release does not ship")
+    return differences, [note]
+
+
 def reproduce_release(archive: Path, site: SiteConfig, workdir: Path,
-                      sample: int | None = None) -> ReproductionReport:
+                      sample: int | None = None, validate: bool = False
+                      ) -> ReproductionReport:
     from pyacemaker.stages.package import read_manifest
 
     archive, workdir = Path(archive), Path(workdir).resolve()
@@ -172,6 +195,11 @@ def reproduce_release(archive: Path, site: SiteConfig, workdir: Path,
     log.info("relabelling %d structures of %s with %s", len(structures), manifest.name,
              config.oracle.kind)
     report.labels = relabel(site, config, structures, workdir)
+    if validate:
+        differences, notes = revalidate(folder, config, site, workdir,
+                                        manifest.validation.metrics)
+        report.differences += differences
+        report.notes += notes
     return report
 
 
@@ -184,7 +212,8 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
         raise StateError(f"{archive}: no such release zip")
     workdir = Path(args.workdir or Path("reproduce") / archive.stem)
     setup_logging(workdir, verbose=args.verbose)
-    report = reproduce_release(archive, load_site(args.site), workdir, sample=args.sample)
+    report = reproduce_release(archive, load_site(args.site), workdir, sample=args.sample,
+                               validate=args.validate)
     print(report.text(args.energy_tol, args.force_tol))
     return 0 if report.identical(args.energy_tol, args.force_tol) else 1
 
@@ -197,6 +226,9 @@ def add_reproduce_command(sub: argparse._SubParsersAction) -> None:
     command.add_argument("--site", default="local", help="site name or YAML")
     command.add_argument("--workdir", help="folder for the work; default reproduce/<zip name>")
     command.add_argument("--sample", type=int, help="relabel only the first N of the sample")
+    command.add_argument("--validate", action="store_true",
+                         help="also run the gate again on the shipped potential (DFT "
+                         "references recomputed with the campaign's oracle) and compare")
     command.add_argument("--energy-tol", type=float, default=1e-6, help="eV (default 1e-6)")
     command.add_argument("--force-tol", type=float, default=1e-5, help="eV/A (default 1e-5)")
     command.set_defaults(func=_cmd_reproduce)

@@ -98,6 +98,7 @@ def validate_file(potential: Path, config: CampaignConfig, site: SiteConfig, out
                   data: Path | None = None) -> ValidationReport:
     from pyacemaker.execution import Engine
     from pyacemaker.execution.references import dft_references
+    from pyacemaker.images.pinning import pin_site_images
 
     potential = Path(potential).resolve()
     if not potential.is_file():
@@ -113,6 +114,7 @@ def validate_file(potential: Path, config: CampaignConfig, site: SiteConfig, out
                 update={"reference_moduli_gpa": moduli})})
     held_out = read_labelled(data) if data is not None else []
     output.mkdir(parents=True, exist_ok=True)
+    site, _ = pin_site_images(site, output, {})  # registry images: pulled by digest
     with Engine(site, output / "runinfo") as engine:
         failures: dict[str, str] = {}
         if oracle == "qe":

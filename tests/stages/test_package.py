@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from ase.build import bulk
+from ase.io import read
 from ase.calculators.emt import EMT
 
 from pyacemaker.cli import main
@@ -56,7 +58,11 @@ def test_package_writes_a_valid_release(campaign, release, tmp_path):
     with zipfile.ZipFile(archive) as zipped:
         names = {Path(n).name for n in zipped.namelist()}
         assert names == {"Cu.yaml", "Cu.yace", "Cu.asi", "report.html", "manifest.json",
-                         "lammps.in", "use_ase.py"}
+                         "lammps.in", "use_ase.py", "campaign.yaml", "labels_sample.extxyz"}
+        sample = read(io.StringIO(zipped.read("cu-test-0.1.0/labels_sample.extxyz")
+                                  .decode()), ":", format="extxyz")
+        assert 1 <= len(sample) <= 8 and all("row_id" in a.info for a in sample)
+        assert manifest.reproduction is not None and manifest.reproduction.images == []
         for entry in manifest.files:  # checksums describe the shipped bytes
             data = zipped.read(f"cu-test-0.1.0/{entry.path}")
             assert hashlib.sha256(data).hexdigest() == entry.sha256

@@ -132,7 +132,12 @@ def push_directory_image(folder: Path, destination: str, plain_http: bool) -> st
         layout = f"{scratch}/oci"
         run_tool(["umoci", "init", "--layout", layout], what)
         run_tool(["umoci", "new", "--image", f"{layout}:image"], what)
-        run_tool(["umoci", "raw", "add-layer", "--image", f"{layout}:image", str(layer)], what)
+        # fixed times everywhere: the same files give the same digest on every push
+        epoch = "1970-01-01T00:00:00Z"
+        run_tool(["umoci", "raw", "add-layer", "--history.created", epoch, "--image",
+                  f"{layout}:image", str(layer)], what)
+        run_tool(["umoci", "config", "--no-history", "--created", epoch, "--image",
+                  f"{layout}:image"], what)
         digest_file = Path(scratch) / "digest"
         flags = ["--dest-tls-verify=false"] if plain_http else []
         run_tool(["skopeo", "copy", "--quiet", *flags, "--digestfile", str(digest_file),
