@@ -60,6 +60,20 @@ def test_pulled_image_labels_si_like_native(pushed_qe: str, registry: str,
     assert contained.atoms.get_forces() == pytest.approx(native.atoms.get_forces(), abs=1e-6)
 
 
+def test_docker_format_images_pull_too(pushed_qe: str, registry: str, qe_image: Path,
+                                      tmp_path: Path) -> None:
+    """Images built by docker carry Docker v2s2 manifests: the digest is checked on the
+    registry's bytes, the copy converts to OCI for umoci."""
+    repository = pushed_qe.split("@")[0]
+    digest = push_directory_image(qe_image, f"{repository}:docker", plain_http=True,
+                                  docker_format=True)
+    assert digest != pushed_qe.split("@")[1]
+    site, records = pin_site_images(registry_site(f"{repository}@{digest}", registry,
+                                                  tmp_path / "cache"), tmp_path, {})
+    assert (Path(site.container.images["qe"]) / "usr/bin/pw.x").is_file()
+    assert records["qe"].digest == digest and records["qe"].versions == {"pw.x": "6.7MaX"}
+
+
 def test_wrong_digest_and_unreachable_registry_are_named(pushed_qe: str, registry: str,
                                                          tmp_path: Path) -> None:
     wrong = pushed_qe.split("@")[0] + "@" + ZERO

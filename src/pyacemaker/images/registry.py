@@ -9,11 +9,14 @@ image is reused by digest: a digest names one image's content for ever.
 
 from __future__ import annotations
 
-import json
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from pyacemaker.images.reference import ImageReference
@@ -35,15 +38,21 @@ def default_cache() -> Path:
 
 
 def run_tool(argv: list[str], what: str, timeout: float = PULL_TIMEOUT_S) -> str:
+    return run_tool_bytes(argv, what, timeout).decode(errors="replace")
+
+
+def run_tool_bytes(argv: list[str], what: str, timeout: float = PULL_TIMEOUT_S) -> bytes:
+    """Run an image tool; its stdout, or ImagePullError naming ``what`` and the cause."""
     if shutil.which(argv[0]) is None:
         raise ImagePullError(f"{what}: {argv[0]} is not installed (make setup installs skopeo "
                              "and umoci; apptainer comes with the cluster)")
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(argv, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired as exc:
         raise ImagePullError(f"{what}: {argv[0]} did not finish in {timeout:.0f} s") from exc
     if done.returncode != 0:
-        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        detail = (done.stderr.decode(errors="replace").strip()
+                  or done.stdout.decode(errors="replace").strip()).splitlines()
         raise ImagePullError(f"{what}: {' '.join(argv[:2])} failed (status "
                              f"{done.returncode}): {detail[-1] if detail else 'no output'}")
     return done.stdout
@@ -73,14 +82,21 @@ def pull_charliecloud(reference: ImageReference, cache: Path, plain_http: list[s
     if (target / ".pyacemaker-pulled").is_file():
         return target
     what = f"image {reference} (registry {reference.registry})"
+    # the manifest's own bytes must hash to the digest asked for; the copy may then convert
+    # a Docker-format manifest to OCI (umoci unpacks OCI only), which changes its digest
+    inspect_tls = ["--tls-verify=false"] if reference.registry in plain_http else []
+    manifest = run_tool_bytes(["skopeo", "inspect", "--raw", *inspect_tls,
+                               reference.by_digest()], what)
+    sent = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    if sent != reference.digest:
+        raise ImagePullError(f"{what}: the registry sent manifest {sent}, not "
+                             f"{reference.digest}")
     layout = cache / OCI_LAYOUT
     layout.parent.mkdir(parents=True, exist_ok=True)
-    run_tool(["skopeo", "copy", "--quiet", "--preserve-digests",
-          *_tls(reference, plain_http, "src"), reference.by_digest(),
-          f"oci:{layout}:{hex_digest}"], what)
-    stored = _layout_digest(layout, hex_digest)
-    if stored != reference.digest:
-        raise ImagePullError(f"{what}: the registry sent {stored}, not {reference.digest}")
+    with _locked(cache):  # one OCI layout per cache: two drivers must not write it at once
+        run_tool(["skopeo", "copy", "--quiet", "--format", "oci",
+                  *_tls(reference, plain_http, "src"), reference.by_digest(),
+                  f"oci:{layout}:{hex_digest}"], what)
     target.parent.mkdir(parents=True, exist_ok=True)
     unpack = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{hex_digest[:12]}."))
     try:
@@ -97,12 +113,15 @@ def pull_charliecloud(reference: ImageReference, cache: Path, plain_http: list[s
     return target
 
 
-def _layout_digest(layout: Path, name: str) -> str | None:
-    index = json.loads((layout / "index.json").read_text())
-    for entry in index.get("manifests", []):
-        if entry.get("annotations", {}).get("org.opencontainers.image.ref.name") == name:
-            return entry.get("digest")
-    return None
+@contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def pull_sif(runtime: str, reference: ImageReference, cache: Path) -> Path:
@@ -119,9 +138,11 @@ def pull_sif(runtime: str, reference: ImageReference, cache: Path) -> Path:
     return target
 
 
-def push_directory_image(folder: Path, destination: str, plain_http: bool) -> str:
-    """Push a directory image (charliecloud's form) as a one-layer OCI image to
-    ``destination`` (``docker://HOST/REPO:TAG``); returns the manifest digest."""
+def push_directory_image(folder: Path, destination: str, plain_http: bool,
+                         docker_format: bool = False) -> str:
+    """Push a directory image (charliecloud's form) as a one-layer OCI image (or with a
+    Docker v2s2 manifest) to ``destination`` (``docker://HOST/REPO:TAG``); returns the
+    manifest digest."""
     what = f"pushing {folder} to {destination}"
     with tempfile.TemporaryDirectory(prefix="pyacemaker-push.") as scratch:
         layer = Path(scratch) / "layer.tar"
@@ -140,6 +161,7 @@ def push_directory_image(folder: Path, destination: str, plain_http: bool) -> st
                   f"{layout}:image"], what)
         digest_file = Path(scratch) / "digest"
         flags = ["--dest-tls-verify=false"] if plain_http else []
+        flags += ["--format", "v2s2"] if docker_format else []
         run_tool(["skopeo", "copy", "--quiet", *flags, "--digestfile", str(digest_file),
               f"oci:{layout}:image", destination], what)
         return digest_file.read_text().strip()
