@@ -37,6 +37,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         install_signal_handlers,
     )
     from pyacemaker.logs import setup_logging
+    from pyacemaker.stages.package import write_site_copy
 
     config = load_campaign(args.config)
     site = load_site(args.site)
@@ -52,6 +53,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     log.info("campaign %r (%s) on site %r, working in %s", config.name,
              "-".join(config.elements), site.name, workdir)
     campaign = Campaign.open(config, site, workdir, force=args.force)
+    write_site_copy(site, workdir)  # the release ships the site it last ran on
     restore_signals = install_signal_handlers()
     try:
         campaign.run(continue_finished=args.continue_finished)

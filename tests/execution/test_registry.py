@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,10 @@ def test_campaign_records_its_images_and_the_release_reproduces(
     archive = next((tmp_path / "dist").glob("*.zip"))
     images = read_manifest(archive).reproduction.images
     assert [(i.tool, i.digest) for i in images] == [("qe", pushed_qe.split("@")[1])]
+    with zipfile.ZipFile(archive) as zipped:  # the site it ran on, as its YAML named it
+        shipped = yaml.safe_load(zipped.read(next(n for n in zipped.namelist()
+                                                  if n.endswith("/site.yaml"))))
+    assert shipped["container"]["images"]["qe"] == pushed_qe
     again = run_cli("reproduce", archive, "--site", tmp_path / "site.yaml", "--workdir",
                     tmp_path / "reproduce", "--validate")
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]

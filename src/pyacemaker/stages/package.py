@@ -23,7 +23,7 @@ from ase import units
 from ase.io import write
 from pydantic import BaseModel, ConfigDict, Field
 
-from pyacemaker.config import CampaignConfig
+from pyacemaker.config import CampaignConfig, SiteConfig
 from pyacemaker.datastore import DataStore
 from pyacemaker.images.record import ImageRecord
 from pyacemaker.stages.oracle.pseudo import sha256_of
@@ -36,6 +36,7 @@ MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "campaign.yaml"  # the exact campaign config the potential was made with
 LABELS_SAMPLE_FILE = "labels_sample.extxyz"  # labels `pyacemaker reproduce` recomputes
 LABELS_SAMPLE_SIZE = 8
+SITE_COPY = "site.yaml"  # in the campaign folder and the release: the site it last ran on
 
 
 class ReleaseRefused(RuntimeError):
@@ -119,6 +120,8 @@ class Reproduction(Strict):
         "the tool versions read inside it; empty: the site ran the programs natively.")
     config: str = Field(CONFIG_FILE, description="The campaign config, exactly as it ran.")
     labels: str = Field(LABELS_SAMPLE_FILE, description="A sample of the training labels.")
+    site: str | None = Field(None, description="The site config it last ran on (images as its "
+                             "YAML names them), when the campaign was run by the CLI.")
 
 
 class ReleaseManifest(Strict):
@@ -257,6 +260,14 @@ def ase_snippet(yaml_name: str, asi: str | None, element: str,
     return "\n".join(lines) + "\n"
 
 
+def write_site_copy(site: SiteConfig, workdir: Path) -> Path:
+    from pyacemaker.state import atomic_write_text
+
+    path = Path(workdir) / SITE_COPY
+    atomic_write_text(path, yaml.safe_dump(site.model_dump(mode="json"), sort_keys=False))
+    return path
+
+
 def write_labels_sample(store: DataStore, path: Path) -> Path:
     """Up to LABELS_SAMPLE_SIZE labelled structures, evenly spaced over the data lake's
     rows (cold start to last iteration), with their labels and row ids."""
@@ -318,6 +329,8 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
     write_labels_sample(store, folder / LABELS_SAMPLE_FILE)
     files += [folder / "lammps.in", folder / "use_ase.py", folder / CONFIG_FILE,
               folder / LABELS_SAMPLE_FILE]
+    if (Path(workdir) / SITE_COPY).is_file():
+        files.append(_copy(Path(workdir) / SITE_COPY, folder, SITE_COPY))
     entries = [FileEntry(path=f.name, sha256=sha256_of(f), bytes=f.stat().st_size)
                for f in files if f is not None]
     counts = store.provenance_counts()
@@ -339,7 +352,8 @@ def build_release(workdir: Path, config: CampaignConfig, state: WorkflowState,
         limits_of_validity=validity_limits(config, record, store),
         citations=CITATIONS,
         usage={"lammps": "lammps.in", "ase": "use_ase.py", "report": "report.html"},
-        reproduction=Reproduction(images=list(state.images.values())),
+        reproduction=Reproduction(images=list(state.images.values()), site=SITE_COPY if (
+            Path(workdir) / SITE_COPY).is_file() else None),
     )
     (folder / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=1))
     archive = Path(dist_dir) / f"{base}.zip"
