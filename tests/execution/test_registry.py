@@ -82,6 +82,7 @@ def test_wrong_digest_and_unreachable_registry_are_named(pushed_qe: str, registr
         pin_site_images(registry_site(wrong, registry, tmp_path), tmp_path, {})
     assert wrong in str(missing.value) and f"registry {registry}" in str(missing.value)
     assert "manifest unknown" in str(missing.value)
+    assert str(missing.value).startswith("container.images.qe: ")  # the site entry
     gone = pushed_qe.replace(registry, "127.0.0.1:9")
     with pytest.raises(ImagePullError) as unreachable:
         pin_site_images(registry_site(gone, "127.0.0.1:9", tmp_path), tmp_path, {})

@@ -74,7 +74,10 @@ def resolve_image(site: SiteConfig, tool: Tool, image: str, recorded: ImageRecor
                 reference = reference.with_digest(
                     registry_digest(reference, site.container.plain_http))
         digest = reference.digest
-        path = local_image(site, tool, reference)
+        try:
+            path = local_image(site, tool, reference)
+        except ImagePullError as exc:
+            raise ImagePullError(f"container.images.{tool}: {exc}") from exc
     else:
         path = Path(image)
         if not path.exists():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -53,8 +54,11 @@ def run_tool_bytes(argv: list[str], what: str, timeout: float = PULL_TIMEOUT_S) 
     if done.returncode != 0:
         detail = (done.stderr.decode(errors="replace").strip()
                   or done.stdout.decode(errors="replace").strip()).splitlines()
+        last = detail[-1] if detail else "no output"
+        logged = re.search(r'msg="(.*)"', last)  # skopeo's logrus line: the message only
+        message = logged.group(1).replace('\\"', '"') if logged else last
         raise ImagePullError(f"{what}: {' '.join(argv[:2])} failed (status "
-                             f"{done.returncode}): {detail[-1] if detail else 'no output'}")
+                             f"{done.returncode}): {message}")
     return done.stdout
 
 
