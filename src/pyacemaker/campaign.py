@@ -206,8 +206,11 @@ class Campaign:
         return f"{report.verdict}" + (f": {reasons}" if reasons else "")
 
     def _finish(self, reason: str) -> None:
+        from pyacemaker.release import hand_over_best
+
+        handed_over = hand_over_best(self.state, self.workdir)  # never a worse one than it had
         self.state.finished = True
-        self.state.stop_reason = reason
+        self.state.stop_reason = reason + (f"; handed over {handed_over}" if handed_over else "")
         save_state(self.state, self.workdir)
         log.info("== campaign stopped: %s", reason)
 

@@ -239,6 +239,26 @@ def validation_history(workdir: Path) -> dict[int, ValidationReport]:
     return history
 
 
+def hand_over_best(state: WorkflowState, workdir: Path) -> str | None:
+    """At the stop: a NO-GO potential gives way to an earlier validated one the gate judged
+    better (``stages/validate/handover.py``); returns the reason when it did."""
+    from pyacemaker.stages.validate.handover import better_validated
+
+    history = validation_history(workdir)
+    current = history.get(state.potential.iteration) if state.potential else None
+    choice = better_validated(current, history) if current is not None else None
+    if choice is None:
+        return None
+    iteration, reason = choice
+    record = next((r for r in reversed(state.potentials)
+                   if r.iteration == iteration and r.deployed), None)
+    if record is None:
+        return None
+    state.potential = record
+    log.info("handing over %s", reason)
+    return reason
+
+
 def validate_campaign(workdir: Path, config_path: Path | None = None) -> ValidationReport:
     """Validate the campaign's current potential (``pyacemaker validate``)."""
     workdir = Path(workdir)
@@ -258,7 +278,7 @@ def report_campaign(workdir: Path, config_path: Path | None = None,
     state = campaign_state(workdir)
     record = current_potential(state, workdir)
     config = campaign_config(workdir, config_path, record)
-    validation = load_validation(workdir)
+    validation = load_validation(workdir, record.iteration) or load_validation(workdir)
     if validation is None or validation.iteration != record.iteration:
         validation = validate_campaign(workdir, config_path)
     html = build_report(workdir, config, state, validation, validation_history(workdir))
@@ -278,7 +298,7 @@ def package_campaign(workdir: Path, config_path: Path | None = None, force: bool
     record = current_potential(state, workdir)
     config = campaign_config(workdir, config_path, record)
     report = workdir / REPORT_FILE
-    validation = load_validation(workdir)
+    validation = load_validation(workdir, record.iteration) or load_validation(workdir)
     if validation is None or validation.iteration != record.iteration or not report.is_file():
         report = report_campaign(workdir, config_path)
         validation = load_validation(workdir)
