@@ -244,17 +244,14 @@ def hand_over_best(state: WorkflowState, workdir: Path) -> str | None:
     better (``stages/validate/handover.py``); returns the reason when it did."""
     from pyacemaker.stages.validate.handover import better_validated
 
-    history = validation_history(workdir)
+    deployed = {r.iteration: r for r in state.potentials if r.deployed}  # the last of each
+    history = {k: v for k, v in validation_history(workdir).items() if k in deployed}
     current = history.get(state.potential.iteration) if state.potential else None
     choice = better_validated(current, history) if current is not None else None
     if choice is None:
         return None
     iteration, reason = choice
-    record = next((r for r in reversed(state.potentials)
-                   if r.iteration == iteration and r.deployed), None)
-    if record is None:
-        return None
-    state.potential = record
+    state.potential = deployed[iteration]
     log.info("handing over %s", reason)
     return reason
 

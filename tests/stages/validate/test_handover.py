@@ -63,3 +63,19 @@ def test_one_absurd_value_is_capped(absurd: float) -> None:
     current = report(2, {"C11": 1.5, "C12": 1.5, "C44": 1.5})
     earlier = report(1, {"C11": absurd, "C12": 0.2, "C44": 0.2})
     assert better_validated(current, {1: earlier, 2: current})[0] == 1  # 1 failed < 3
+
+
+def test_the_stopping_campaign_switches_its_potential(tmp_path) -> None:
+    """release.hand_over_best on the reports the gate saved: the state's potential becomes
+    the better earlier one (only a deployed record can be handed over)."""
+    from pyacemaker.release import hand_over_best, save_validation
+    from pyacemaker.state import PotentialRecord, WorkflowState
+
+    records = [PotentialRecord(iteration=i, yaml=f"iter_00{i}/fit/p.yaml",
+                               deployed=i != 2) for i in range(4)]
+    state = WorkflowState(config_fingerprint="x", potentials=records, potential=records[3])
+    for i, ratios in enumerate(({"C11": 3.0}, {"C11": 0.5}, {"C11": 0.1}, {"C11": 2.0})):
+        save_validation(report(i, ratios), tmp_path)
+    assert "iteration 1's potential (GO" in hand_over_best(state, tmp_path)
+    assert state.potential is records[1]  # iteration 2's (better) fit was never deployed
+    assert hand_over_best(state, tmp_path) is None  # now GO: kept
