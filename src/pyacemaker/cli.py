@@ -113,6 +113,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(f"  DFT calls so far: {state.dft_calls}")
     if state.potential:
         print(f"  current potential: {state.potential.yaml} {state.potential.metrics}")
+    for tool, image in state.images.items():
+        print(f"  image {tool}: {image.digest or image.reference} "
+              f"({', '.join(f'{k} {v}' for k, v in image.versions.items())})")
     for key, record in state.stages.items():
         if record.status == "failed":
             lines = record.message.splitlines() or ["(no message)"]

@@ -145,6 +145,8 @@ def test_campaign_records_its_images_and_the_release_reproduces(
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     state = json.loads((folder / "state.json").read_text())
     assert state["images"]["qe"]["digest"] == pushed_qe.split("@")[1]
+    status = run_cli("status", "--workdir", folder)
+    assert f"image qe: {pushed_qe.split('@')[1]} (pw.x 6.7MaX)" in status.stdout
 
     other = tmp_path / "other-image"
     (other / "etc").mkdir(parents=True)
