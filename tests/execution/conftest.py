@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -29,6 +30,13 @@ def qe_image() -> Path:
     return IMAGE
 
 
+def _die_with_parent() -> None:
+    """A killed pytest must not leave the registry running (SIGTERM when the parent dies)."""
+    import ctypes
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real OCI registry (Debian's docker-registry, distribution 2.8) on 127.0.0.1 only,
@@ -46,7 +54,8 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         f"http: {{addr: '127.0.0.1:{port}'}}\n")
     with open(folder / "registry.log", "w") as log:
         server = subprocess.Popen(["docker-registry", "serve", str(folder / "config.yml")],
-                                  stdout=log, stderr=subprocess.STDOUT)
+                                  stdout=log, stderr=subprocess.STDOUT,
+                                  preexec_fn=_die_with_parent)
     try:
         for _ in range(100):
             try:
