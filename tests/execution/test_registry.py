@@ -124,7 +124,7 @@ def test_allow_tags_pins_the_first_digest_and_a_changed_image_is_refused(
     with pytest.raises(ImageMismatch) as refused:
         pin_site_images(moved, tmp_path, records)
     assert f"qe: image {first} -> {second}" in str(refused.value)
-    assert "pw.x version 6.7MaX -> unknown" in str(refused.value)
+    assert "pw.x version 6.7MaX -> unknown (probe status" in str(refused.value)
     _, forced = pin_site_images(moved, tmp_path, records, force=True)
     assert forced["qe"].digest == second
 

@@ -6,12 +6,14 @@ later in the data."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 from pyacemaker.programs import ContainerRuntime, Launch, run_program
 from pyacemaker.site_config import ProgramSettings, Tool
 
+log = logging.getLogger(__name__)
 PROBE_TIMEOUT_S = 300.0
 # (argv inside the image, pattern whose first group is the version)
 _PROBES: dict[str, tuple[str, str]] = {
@@ -35,7 +37,7 @@ def probe_argv(tool: Tool, programs: ProgramSettings) -> list[str]:
 def tool_versions(tool: Tool, runtime: ContainerRuntime, image: str,
                   programs: ProgramSettings, folder: Path) -> dict[str, str]:
     """``{program: version}`` of ``tool`` inside ``image``; an unreadable version is
-    recorded as ``unknown: <last output line>`` (compared like any other value)."""
+    recorded as ``unknown (probe status N)`` (compared like any other value)."""
     name, pattern = _PROBES[tool]
     launch = Launch(container_runtime=runtime, image=image)
     folder.mkdir(parents=True, exist_ok=True)
@@ -47,4 +49,7 @@ def tool_versions(tool: Tool, runtime: ContainerRuntime, image: str,
     if match:
         return {name: match.group(1)}
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return {name: f"unknown: {lines[-1][:200] if lines else 'no output'}"}
+    # the output itself (pids, times) would differ on every run and refuse every resume
+    log.warning("%s: no version of %s found in %s (status %d): %s", image, name,
+                folder, result.returncode, lines[-1][:200] if lines else "no output")
+    return {name: f"unknown (probe status {result.returncode})"}
