@@ -44,11 +44,9 @@ def push_images(build: Path, registry: str, prefix: str, tag: str,
 
 def _push_sif(image: Path, destination: str) -> str:
     """apptainer's ``push`` of a SIF (an ORAS artifact); its digest is the sha256 of the
-    manifest the registry now holds (``skopeo inspect --raw``)."""
-    import hashlib
-
+    manifest the registry now holds."""
     from pyacemaker.images.reference import parse_image_reference
-    from pyacemaker.images.registry import run_tool
+    from pyacemaker.images.registry import manifest_digest, run_tool
 
     runtime = shutil.which("apptainer") or shutil.which("singularity")
     if runtime is None:
@@ -56,8 +54,7 @@ def _push_sif(image: Path, destination: str) -> str:
     what = f"pushing {image} to {destination}"
     run_tool([runtime, "push", str(image), destination], what)
     reference = parse_image_reference(destination)
-    manifest = run_tool(["skopeo", "inspect", "--raw", "docker://" + destination[7:]], what)
-    digest = "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
+    digest = manifest_digest("docker://" + destination[len("oras://"):], reference, [], what)
     return str(reference.with_digest(digest)).replace(f":{reference.tag}@", "@")
 
 

@@ -1,8 +1,9 @@
 """Pulling images by digest into a local cache, and pushing the images this project builds.
 
-charliecloud runs a directory image: an image is copied from the registry with ``skopeo``
-into an OCI layout of the cache (digest preserved and checked against the one asked for)
-and unpacked with ``umoci`` into ``<cache>/charliecloud/<hex>/`` (both Debian packages).
+charliecloud runs a directory image: the registry's manifest is checked against the digest
+asked for, the image copied with ``skopeo`` into an OCI layout of the cache (converted to OCI
+when it is Docker-format) and unpacked with ``umoci`` into ``<cache>/charliecloud/<hex>/``
+(both Debian packages).
 apptainer/singularity pull into ``<cache>/sif/<hex>.sif`` with their own ``pull``. A pulled
 image is reused by digest: a digest names one image's content for ever.
 """
@@ -62,18 +63,28 @@ def run_tool_bytes(argv: list[str], what: str, timeout: float = PULL_TIMEOUT_S) 
     return done.stdout
 
 
-def _tls(reference: ImageReference, plain_http: list[str], flag: str) -> list[str]:
-    return [f"--{flag}-tls-verify=false"] if reference.registry in plain_http else []
+def _tls(reference: ImageReference, plain_http: list[str], side: str = "") -> list[str]:
+    """skopeo's flag for a plain-HTTP registry: ``--tls-verify`` (inspect) or
+    ``--src-tls-verify`` / ``--dest-tls-verify`` (copy)."""
+    flag = f"--{side}-tls-verify=false" if side else "--tls-verify=false"
+    return [flag] if reference.registry in plain_http else []
 
 
 def registry_digest(reference: ImageReference, plain_http: list[str]) -> str:
     """The digest a tag points at now (for ``allow_tags``)."""
-    flags = ["--tls-verify=false"] if reference.registry in plain_http else []
-    out = run_tool(["skopeo", "inspect", *flags, "--format", "{{.Digest}}",
-                f"docker://{reference.registry}/{reference.repository}:"
-                f"{reference.tag or 'latest'}"],
-               f"image {reference} (registry {reference.registry})", timeout=300)
+    out = run_tool(["skopeo", "inspect", *_tls(reference, plain_http), "--format",
+                    "{{.Digest}}", f"docker://{reference.registry}/{reference.repository}:"
+                    f"{reference.tag or 'latest'}"],
+                   f"image {reference} (registry {reference.registry})", timeout=300)
     return out.strip()
+
+
+def manifest_digest(location: str, reference: ImageReference, plain_http: list[str],
+                    what: str) -> str:
+    """sha256 of the manifest bytes the registry serves for ``location`` (docker://...)."""
+    manifest = run_tool_bytes(["skopeo", "inspect", "--raw", *_tls(reference, plain_http),
+                               location], what)
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
 
 
 def pull_charliecloud(reference: ImageReference, cache: Path, plain_http: list[str]) -> Path:
@@ -88,10 +99,7 @@ def pull_charliecloud(reference: ImageReference, cache: Path, plain_http: list[s
     what = f"image {reference} (registry {reference.registry})"
     # the manifest's own bytes must hash to the digest asked for; the copy may then convert
     # a Docker-format manifest to OCI (umoci unpacks OCI only), which changes its digest
-    inspect_tls = ["--tls-verify=false"] if reference.registry in plain_http else []
-    manifest = run_tool_bytes(["skopeo", "inspect", "--raw", *inspect_tls,
-                               reference.by_digest()], what)
-    sent = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    sent = manifest_digest(reference.by_digest(), reference, plain_http, what)
     if sent != reference.digest:
         raise ImagePullError(f"{what}: the registry sent manifest {sent}, not "
                              f"{reference.digest}")
@@ -105,7 +113,7 @@ def pull_charliecloud(reference: ImageReference, cache: Path, plain_http: list[s
     unpack = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{hex_digest[:12]}."))
     try:
         run_tool(["umoci", "raw", "unpack", "--rootless", "--image", f"{layout}:{hex_digest}",
-              str(unpack / "rootfs")], what)
+                  str(unpack / "rootfs")], what)
         (unpack / "rootfs" / ".pyacemaker-pulled").write_text(str(reference) + "\n")
         try:
             os.rename(unpack / "rootfs", target)
@@ -137,7 +145,7 @@ def pull_sif(runtime: str, reference: ImageReference, cache: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(f".sif.{os.getpid()}.tmp")
     run_tool([runtime, "pull", "--force", str(partial), reference.by_digest()],
-         f"image {reference} (registry {reference.registry})")
+             f"image {reference} (registry {reference.registry})")
     os.replace(partial, target)
     return target
 
@@ -153,7 +161,7 @@ def push_directory_image(folder: Path, destination: str, plain_http: bool,
         # device nodes are never copied (ch-run binds the host's /dev); a sorted tar with
         # fixed owners and times gives the same layer for the same files
         run_tool(["tar", "-C", str(folder), "--exclude=./dev/*", "--sort=name", "--mtime=@0",
-              "--owner=0", "--group=0", "--numeric-owner", "-cf", str(layer), "."], what)
+                  "--owner=0", "--group=0", "--numeric-owner", "-cf", str(layer), "."], what)
         layout = f"{scratch}/oci"
         run_tool(["umoci", "init", "--layout", layout], what)
         run_tool(["umoci", "new", "--image", f"{layout}:image"], what)
@@ -167,5 +175,5 @@ def push_directory_image(folder: Path, destination: str, plain_http: bool,
         flags = ["--dest-tls-verify=false"] if plain_http else []
         flags += ["--format", "v2s2"] if docker_format else []
         run_tool(["skopeo", "copy", "--quiet", *flags, "--digestfile", str(digest_file),
-              f"oci:{layout}:image", destination], what)
+                  f"oci:{layout}:image", destination], what)
         return digest_file.read_text().strip()
