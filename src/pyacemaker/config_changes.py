@@ -97,7 +97,8 @@ RULES: tuple[Rule, ...] = tuple([
                                  "searches_per_state", "confidence", "max_steps",
                                  "displacement", "displace_radius", "max_barrier",
                                  "converged_force", "max_search_iterations", "eonclient",
-                                 "timeout_s"))),
+                                 "timeout_s", "symmetry", "symmetry_tolerance",
+                                 "vacuum"))),
     *_rules(PHYSICS, "what counts as extrapolation: which configurations become data and "
             "when a run halts", "active_learning.gamma_lower", "active_learning.gamma_upper",
             _KMC + "gamma_lower", _KMC + "gamma_upper"),

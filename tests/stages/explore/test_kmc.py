@@ -99,21 +99,6 @@ def test_kmc_steps_use_htst_rates_and_advance_the_clock(emt_run: KMCRun,
     assert result.energy_history[1][1] == pytest.approx(emt_run.steps[0].energy_after)
 
 
-def test_computed_prefactor_is_a_harmonic_tst_attempt_frequency(tmp_path: Path,
-                                                                monkeypatch) -> None:
-    """prefactor: computed -> eOn's finite-difference Hessians at minimum and saddle."""
-    monkeypatch.chdir(tmp_path)  # eOn writes its Hessian dumps here; we remove them
-    settings = KMCConfig(prefactor="computed", searches_per_state=1, max_steps=1)
-    task = kmc_task("kmc_prefactor", settings, seed=0, epicentres=(0,))
-    run = run_akmc(task, vacancy_cell(), None, settings, tmp_path, calculator=EMT())
-    process = run.tables[0].processes[0]
-    assert process.barrier == pytest.approx(EMT_VACANCY_HOP_EV, abs=0.01)
-    assert 1e11 < process.prefactor < 1e14  # THz-range attempt frequency of a metal hop
-    assert process.rate == pytest.approx(htst_rate(process.barrier, process.prefactor,
-                                                   settings.temperature))
-    assert not list(tmp_path.glob("*.dat"))  # no freqs.dat / hessian.dat left behind
-
-
 def test_kmc_step_samples_processes_by_rate_and_residence_time() -> None:
     rng = np.random.default_rng(7)
     rates = [1.0, 2.0, 7.0]

@@ -124,13 +124,33 @@ def _kmc_section(workdir: Path) -> list[str]:
         return []
     return ["<h2>kMC exploration</h2>",
             _note("Adaptive kMC tasks (eOn saddle searches); a halt stops the task at the "
-                  "first force call above gamma_upper."),
+                  "first force call above gamma_upper. Residence check: mean drawn "
+                  "residence time over the mean of 1/R, 1 within about 1/sqrt(steps)."),
             _table(["iteration", "task", "outcome", "kMC steps", "simulated time (s)",
-                    "barriers (eV)", "max gamma"],
+                    "barriers (eV)", "max gamma", "residence check"],
                    [[r.iteration, r.task, "HALTED" if r.halted else "passed", r.steps,
                      "–" if r.simulated_time_s is None else f"{r.simulated_time_s:.3g}",
-                     ", ".join(f"{b:.3f}" for b in r.barriers_ev) or "–",
-                     f"{r.max_gamma:.2f}"] for r in rows])]
+                     _barriers(r.barriers_ev), f"{r.max_gamma:.2f}",
+                     "–" if r.residence_ratio is None else f"{r.residence_ratio:.2f}"]
+                    for r in rows]),
+            _note("Process tables: one row per state searched (equivalent states share "
+                  "it); processes as barrier x symmetry copies, prefactor."),
+            _table(["iteration", "task", "state", "kMC steps from it", "searches",
+                    "confidence", "processes", "total escape rate (1/s)"],
+                   [[r.iteration, r.task, k, t.get("visits", "–"), t.get("searches", "–"),
+                     f"{t.get('confidence', 0.0):.2f}", _orbits(t.get("orbits", [])),
+                     f"{t.get('total_rate', 0.0):.3g}"]
+                    for r in rows for k, t in enumerate(r.tables)])]
+
+
+def _barriers(barriers: list[float]) -> str:
+    shown = ", ".join(f"{b:.3f}" for b in barriers[:12])
+    return (shown + f" ... ({len(barriers)} steps)") if len(barriers) > 12 else shown or "–"
+
+
+def _orbits(orbits: list[dict]) -> str:
+    return "; ".join(f"{o['barrier']:.3f} eV x{o['multiplicity']} ({o['prefactor']:.2g}/s)"
+                     for o in sorted(orbits, key=lambda o: o["barrier"])) or "none found"
 
 
 def _monitoring(workdir: Path) -> str:

@@ -65,6 +65,8 @@ class KMCRow(BaseModel):
     barriers_ev: list[float] = Field(default_factory=list)
     max_gamma: float
     message: str = ""
+    residence_ratio: float | None = None  # mean drawn dt / mean 1/R, ~1 +- 1/sqrt(steps)
+    tables: list[dict[str, Any]] = Field(default_factory=list)  # kmc_log.json "tables"
 
 
 def collect_kmc(workdir: Path) -> list[KMCRow]:
@@ -79,7 +81,9 @@ def collect_kmc(workdir: Path) -> list[KMCRow]:
                 iteration=record.iteration, task=record.task.name, halted=record.halted,
                 steps=record.steps_done, simulated_time_s=log.get("simulated_time_s"),
                 barriers_ev=[float(step["barrier"]) for step in log.get("steps", [])],
-                max_gamma=record.max_gamma, message=record.message))
+                max_gamma=record.max_gamma, message=record.message,
+                residence_ratio=log.get("residence_time", {}).get("ratio"),
+                tables=log.get("tables", [])))
     return rows
 
 

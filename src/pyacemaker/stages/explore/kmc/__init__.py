@@ -14,7 +14,9 @@ from ase.calculators.calculator import Calculator
 
 from pyacemaker.config import KMCConfig
 from pyacemaker.programs import Launch
+from pyacemaker.stages.explore.kmc.cells import embed_in_box
 from pyacemaker.stages.explore.kmc.engine import AKMC, KMCRun
+from pyacemaker.stages.explore.kmc.prefactor import rigid_body_modes
 from pyacemaker.stages.explore.kmc.search import InProcessSearcher
 from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog, ace_watchdog
 from pyacemaker.stages.explore.result import ExplorationResult, ExplorationTask
@@ -49,6 +51,8 @@ def run_akmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | N
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     temperature = float(task.temperature)
+    zero_modes = rigid_body_modes(start)
+    start, notes = embed_in_box(start, settings.vacuum)
     if settings.engine == "eonclient":
         from pyacemaker.stages.explore.kmc.eonclient import EonClientSearcher
 
@@ -57,12 +61,12 @@ def run_akmc(task: ExplorationTask, start: Atoms, potential: PotentialRecord | N
                              "it needs a potential record, not a Python calculator")
         with EonClientSearcher(potential, settings, temperature, task.seed, workdir,
                                launch) as searcher:
-            return AKMC(task, searcher, settings, workdir, None).run(start)
+            return AKMC(task, searcher, settings, workdir, None, notes).run(start)
     if potential is not None:
         watchdog = ace_watchdog(potential, settings.gamma_lower, settings.gamma_upper)
     else:
         assert calculator is not None
         watchdog = GammaWatchdog(calculator, None, settings.gamma_lower, settings.gamma_upper)
     searcher = InProcessSearcher(watchdog, settings, temperature, task.seed,
-                                 workdir / "eon_client.log")
-    return AKMC(task, searcher, settings, workdir, watchdog).run(start)
+                                 workdir / "eon_client.log", zero_modes)
+    return AKMC(task, searcher, settings, workdir, watchdog, notes).run(start)

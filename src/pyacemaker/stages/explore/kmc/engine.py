@@ -3,8 +3,10 @@
 The loop is the same for both engines; a *searcher* does the relaxations and saddle
 searches (in process on pyeonclient, or as eonclient jobs). Each state's processes are
 found by displacement-based saddle searches around epicentres (under-coordinated atoms
-and, with ACE, atoms whose gamma is above the lower threshold), until the confidence or
-the search budget is reached. A revisited state reuses its table.
+and, with ACE, atoms whose gamma is above the lower threshold; never fixed atoms), each
+new one completed with its symmetry-equivalent copies, until the confidence or the
+search budget is reached. A state equal to a known one up to relabelled atoms and a
+translation (the vacancy one hop further) reuses that table, mapped onto it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from ase.io import write
 from ase.neighborlist import NeighborList
 
 from pyacemaker.config import KMCConfig
-from pyacemaker.stages.explore.kmc.processes import Process, ProcessTable, same_structure
+from pyacemaker.stages.explore.kmc.identity import StateMapping, find_mapping, fixed_mask
+from pyacemaker.stages.explore.kmc.processes import Process, ProcessTable
+from pyacemaker.stages.explore.kmc.symmetry import equivalent_copies, symmetry_operations
 from pyacemaker.stages.explore.kmc.rates import kmc_step
 from pyacemaker.stages.explore.kmc.search import KMCHalt, SearchOutcome
 from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog
@@ -53,6 +57,7 @@ class KMCStepRecord:
     confidence: float
     energy_before: float
     energy_after: float
+    table: int = 0  # index of the process table the step used
 
 
 @dataclass
@@ -79,30 +84,40 @@ def coordination_numbers(atoms: Atoms, scale: float = 1.2) -> np.ndarray:
 
 def epicentres(atoms: Atoms, gamma: np.ndarray | None, gamma_lower: float,
                override: Sequence[int] | None = None) -> list[int]:
-    """Atoms around which searches start: given ones, else uncertain + under-coordinated."""
+    """Atoms around which searches start: given ones, else uncertain + under-coordinated;
+    never a fixed atom (a search from a frozen atom cannot move it)."""
+    fixed = fixed_mask(atoms)
     if override:
         bad = [i for i in override if not 0 <= i < len(atoms)]
         if bad:
             raise ValueError(f"task field 'epicentres': atom indices {bad} out of range "
                              f"for {len(atoms)} atoms")
+        frozen = [i for i in override if fixed[i]]
+        if frozen:
+            raise ValueError(f"task field 'epicentres': atoms {frozen} are fixed (FixAtoms)")
         return list(override)
     chosen: set[int] = set()
     if gamma is not None:
         chosen |= {int(i) for i in np.flatnonzero(gamma > gamma_lower)}
     coordination = coordination_numbers(atoms)
-    chosen |= {int(i) for i in np.flatnonzero(coordination < coordination.max())}
-    return sorted(chosen) or list(range(len(atoms)))
+    free_coordination = coordination[~fixed] if (~fixed).any() else coordination
+    chosen |= {int(i) for i in np.flatnonzero(coordination < free_coordination.max())}
+    chosen -= {int(i) for i in np.flatnonzero(fixed)}
+    return sorted(chosen) or [int(i) for i in np.flatnonzero(~fixed)]
 
 
 def initial_displacement(atoms: Atoms, centre: int, settings: KMCConfig,
                          rng: np.random.Generator) -> np.ndarray:
-    """Gaussian kick of the epicentre and its neighbours, without net translation."""
+    """Gaussian kick of the epicentre and its free neighbours; without net translation
+    when no atom is fixed (fixed atoms are never moved)."""
     distances = atoms.get_distances(centre, range(len(atoms)), mic=True)
-    kicked = np.flatnonzero(distances <= settings.displace_radius)
+    fixed = fixed_mask(atoms)
+    kicked = np.flatnonzero((distances <= settings.displace_radius) & ~fixed)
     displacement = np.zeros((len(atoms), 3))
     displacement[kicked] = rng.normal(0.0, settings.displacement, (len(kicked), 3))
-    # A net translation in the kick sends the dimer drifting along the zero modes.
-    displacement -= displacement.mean(axis=0)
+    if not fixed.any():
+        # A net translation in the kick sends the dimer drifting along the zero modes.
+        displacement -= displacement.mean(axis=0)
     return displacement
 
 
@@ -110,8 +125,10 @@ class AKMC:
     """One kMC task: states, tables, steps; stops at max steps, dead end, or a halt."""
 
     def __init__(self, task: ExplorationTask, searcher: Searcher, settings: KMCConfig,
-                 workdir: Path, watchdog: GammaWatchdog | None):
+                 workdir: Path, watchdog: GammaWatchdog | None,
+                 notes: Sequence[str] = ()):
         self.task = task
+        self.notes = list(notes)  # said in the log, e.g. how a slab was embedded
         self.searcher = searcher
         self.settings = settings
         self.workdir = workdir
@@ -155,12 +172,23 @@ class AKMC:
         return self.watchdog.results.get("gamma")
 
     # ------------------------------------------------------------------ the loop
-    def table_for(self, state: Atoms, energy: float) -> ProcessTable:
-        for table in self.tables:
-            if same_structure(table.reactant, state):
-                return table
+    def known_table(self, state: Atoms) -> tuple[int, StateMapping] | None:
+        """The table of a state equivalent to ``state``, with the mapping onto it."""
+        for index, table in enumerate(self.tables):
+            mapping = find_mapping(table.reactant, state)
+            if mapping is not None:
+                return index, mapping
+        return None
+
+    def table_for(self, state: Atoms, energy: float) -> tuple[int, StateMapping]:
+        known = self.known_table(state)
+        if known is not None:
+            return known
         table = ProcessTable(reactant=state.copy(), energy=energy)
         self.tables.append(table)
+        operations = (symmetry_operations(state, self.settings.symmetry_tolerance)
+                      if self.settings.symmetry else [])
+        table.symmetry_operations = max(len(operations), 1)
         centres = epicentres(state, self._state_gamma(), self.settings.gamma_lower,
                              self.task.epicentres)
         while table.searches < self.settings.searches_per_state:
@@ -177,14 +205,17 @@ class AKMC:
                 continue
             assert outcome.barrier is not None and outcome.prefactor is not None
             assert outcome.saddle is not None and outcome.product is not None
-            table.add(Process(barrier=outcome.barrier, prefactor=outcome.prefactor,
+            process = Process(barrier=outcome.barrier, prefactor=outcome.prefactor,
                               rate=self.searcher.rate(outcome.barrier, outcome.prefactor),
                               saddle=outcome.saddle, product=outcome.product,
                               product_energy=float(outcome.product_energy or 0.0),
-                              epicentre=centre))
+                              epicentre=centre)
+            copies = (equivalent_copies(state, process.saddle, process.product, operations)
+                      if operations and table.known(process) is None else None)
+            table.add(process, copies)
             if table.good_searches >= 2 and table.confidence() >= self.settings.confidence:
                 break
-        return table
+        return len(self.tables) - 1, find_mapping(table.reactant, state) or _identity(state)
 
     def run(self, start: Atoms) -> KMCRun:
         steps: list[KMCStepRecord] = []
@@ -201,7 +232,9 @@ class AKMC:
             states.append(state)
             energies.append((0, energy))
             for step in range(1, max_steps + 1):
-                table = self.table_for(state, energy)
+                index, mapping = self.table_for(state, energy)
+                table = self.tables[index]
+                table.visits += 1
                 if not table.processes:
                     message = (f"no process found from state {len(states) - 1} in "
                                f"{table.searches} searches")
@@ -216,8 +249,9 @@ class AKMC:
                     rate=process.rate, total_rate=table.total_rate(),
                     processes=len(table.processes), searches=table.searches,
                     confidence=table.confidence(), energy_before=energy,
-                    energy_after=process.product_energy))
-                state, energy = process.product.copy(), process.product_energy
+                    energy_after=process.product_energy, table=index))
+                state = mapping.apply(process.product, template=state)
+                energy = process.product_energy
                 states.append(state)
                 energies.append((step, energy))
                 self._close_step(step)
@@ -240,6 +274,7 @@ class AKMC:
             steps_done = len(steps)
         if not message:
             message = f"{len(steps)} kMC steps, simulated time {clock:.3e} s"
+        message = "; ".join([*self.notes, message])
         result = ExplorationResult(
             task=self.task, halted=halted, halt_step=step if halted else None,
             steps_done=steps_done, gamma_history=self.gamma_history,
@@ -255,11 +290,9 @@ class AKMC:
             "halt_step": run.result.halt_step, "message": run.result.message,
             "simulated_time_s": run.simulated_time_s,
             "steps": [asdict(s) for s in run.steps],
-            "tables": [{"energy": t.energy, "searches": t.searches,
-                        "good_searches": t.good_searches, "confidence": t.confidence(),
-                        "discarded": t.failures,
-                        "processes": [p.summary() for p in t.processes]}
-                       for t in run.tables],
+            "notes": self.notes,
+            "residence_time": residence_time_check(run.steps),
+            "tables": [t.summary() for t in run.tables],
             "gamma_history": run.result.gamma_history,
         }
         (self.workdir / "kmc_log.json").write_text(json.dumps(log, indent=1, default=_json))
@@ -267,6 +300,21 @@ class AKMC:
             write(self.workdir / "states.extxyz", run.states)
         if run.result.frames:
             write(self.workdir / "frames.extxyz", run.result.frames)
+
+
+def residence_time_check(steps: Sequence[KMCStepRecord]) -> dict[str, float | int]:
+    """Mean drawn residence time against the mean of 1/R (its expectation): their ratio
+    should be 1 within about 1/sqrt(steps)."""
+    if not steps:
+        return {"steps": 0}
+    drawn = float(np.mean([s.dt_s for s in steps]))
+    expected = float(np.mean([1.0 / s.total_rate for s in steps]))
+    return {"steps": len(steps), "mean_dt_s": drawn, "mean_expected_dt_s": expected,
+            "ratio": drawn / expected, "expected_spread": 1.0 / math.sqrt(len(steps))}
+
+
+def _identity(atoms: Atoms) -> StateMapping:
+    return StateMapping(np.arange(len(atoms)), np.zeros(3), 0.0)
 
 
 def _json(value: object) -> object:

@@ -2,9 +2,10 @@
 
 One search: kick the epicentre and its neighbours, follow the lowest curvature mode
 uphill (improved dimer or Lanczos) to a first-order saddle, then minimize on both sides
-of the saddle; the side that is not the reactant is the product. No atom is held fixed:
-pinning one atom of a periodic cell lets the rest of the crystal drift around it (the
-pinned atom then seems to hop); instead the kick carries no net translation, eOn removes
+of the saddle; the side that is not the reactant is the product. Only the user's fixed
+atoms (ASE FixAtoms, which eOn honours) are held: pinning one atom of a periodic cell
+lets the rest of the crystal drift around it (the pinned atom then seems to hop);
+instead, in a cell without fixed atoms, the kick carries no net translation, eOn removes
 the net force, and structures are compared modulo a rigid translation.
 """
 
@@ -24,7 +25,9 @@ from ase.calculators.calculator import Calculator
 from ase.geometry import find_mic
 
 from pyacemaker.config import KMCConfig
-from pyacemaker.stages.explore.kmc.processes import max_displacement, same_structure
+from pyacemaker.stages.explore.kmc.identity import fixed_mask, same_sites
+from pyacemaker.stages.explore.kmc.prefactor import PrefactorError, vineyard_prefactor
+from pyacemaker.stages.explore.kmc.processes import same_structure
 from pyacemaker.stages.explore.kmc.rates import htst_rate
 from pyacemaker.stages.explore.kmc.watchdog import GammaWatchdog
 
@@ -60,8 +63,10 @@ def relax_across_saddle(saddle: Atoms, negative_mode: np.ndarray, reactant: Atom
                         barrier: float,
                         relax: Callable[[Atoms], tuple[Atoms, float]]) -> SearchOutcome:
     """Minimize half a step to each side of the saddle along its negative-curvature mode;
-    a process needs one side to be the reactant and the other a different minimum. The
-    outcome has no prefactor yet (the engines get it differently)."""
+    a process needs one side to be the reactant and the other a different minimum (not
+    the reactant's own sites with atoms relabelled). The outcome has no prefactor yet
+    (the engines get it differently)."""
+    negative_mode = negative_mode * ~fixed_mask(saddle)[:, None]
     sides = []
     for sign in (+1.0, -1.0):
         side = saddle.copy()
@@ -71,7 +76,7 @@ def relax_across_saddle(saddle: Atoms, negative_mode: np.ndarray, reactant: Atom
     if is_reactant.count(True) != 1:
         return SearchOutcome(status="not_connected", barrier=barrier)
     product, product_energy = sides[1] if is_reactant[0] else sides[0]
-    if max_displacement(product, reactant) < 0.2:
+    if same_sites(product, reactant):
         return SearchOutcome(status="no_change", barrier=barrier)
     return SearchOutcome(status="good", barrier=barrier, saddle=saddle, product=product,
                          product_energy=product_energy)
@@ -130,7 +135,7 @@ class InProcessSearcher:
     """Relaxations and saddle searches with an ASE calculator inside eOn's client library."""
 
     def __init__(self, calculator: Calculator, settings: KMCConfig, temperature: float,
-                 seed: int, log_file: Path):
+                 seed: int, log_file: Path, zero_modes: int = 3):
         import pyeonclient as eon
 
         self.eon = eon
@@ -140,6 +145,8 @@ class InProcessSearcher:
         self.log_file = log_file
         self.params = eon_parameters(settings, temperature, seed)
         self.potential = eon.potential_from_ase(calculator, self.params)
+        self.zero_modes = zero_modes  # rigid-body modes left out of the prefactor
+        self._minimum_modes: dict[bytes, np.ndarray] = {}
 
     # ------------------------------------------------------------------ helpers
     def _matter(self, atoms: Atoms) -> object:
@@ -215,21 +222,32 @@ class InProcessSearcher:
         return mode / norm if norm > 0 else guess
 
     def _prefactor(self, reactant: Atoms, saddle: Atoms, product: Atoms) -> float | None:
+        """The setting's prefactor, or Vineyard's from the free atoms' Hessians."""
         if self.settings.prefactor != "computed":
             return float(self.settings.prefactor)
-        matters = [self._matter(a) for a in (reactant, saddle, product)]
+        key = reactant.positions.round(6).tobytes()
+        if key not in self._minimum_modes:
+            self._minimum_modes[key] = self._hessian_eigenvalues(reactant, "minimum")
+        try:
+            return vineyard_prefactor(self._minimum_modes[key],
+                                      self._hessian_eigenvalues(saddle, "saddle"),
+                                      self.zero_modes)
+        except PrefactorError:
+            return None
+
+    def _hessian_eigenvalues(self, atoms: Atoms, where: str) -> np.ndarray:
+        """Mass-weighted finite-difference Hessian eigenvalues (eOn), free atoms only."""
+        matter = self._matter(atoms)
+        free = np.flatnonzero(~fixed_mask(atoms)).astype(np.int64)
         started = time.time()
         try:
-            forward, _backward = self._guarded(
-                "prefactor (Hessian)",
-                lambda: self.eon.get_prefactors(self.params, *matters))
-        finally:  # eOn dumps these into the process's working directory: not ours to keep
+            hessian = self.eon.Hessian(self.params, matter)
+            return np.array(self._guarded(f"prefactor (Hessian at the {where})",
+                                          lambda: hessian.get_freqs(matter, free)))
+        finally:  # eOn may dump these into the process's working directory: not ours
             for dump in map(Path, PREFACTOR_DUMPS):
                 if dump.is_file() and dump.stat().st_mtime >= started - 1:
                     dump.unlink(missing_ok=True)
-        if not np.isfinite(forward) or forward <= 0:
-            return None
-        return float(forward)
 
     def rate(self, barrier: float, prefactor: float) -> float:
         return htst_rate(barrier, prefactor, self.temperature)
