@@ -215,7 +215,7 @@ class AKMC:
             table.add(process, copies)
             if table.good_searches >= 2 and table.confidence() >= self.settings.confidence:
                 break
-        return len(self.tables) - 1, find_mapping(table.reactant, state) or _identity(state)
+        return len(self.tables) - 1, _identity(state)  # the table's reactant is state
 
     def run(self, start: Atoms) -> KMCRun:
         steps: list[KMCStepRecord] = []
