@@ -129,12 +129,12 @@ def relabel(site: SiteConfig, config: CampaignConfig, structures: list[Atoms],
     comparisons = []
     with Engine(site, workdir) as engine:
         launch = launch_for(site, "dft")
-        futures = [engine.submit("dft", label_one, (int(a.info.get("row_id", i)), a.copy()),
-                                 oracle, str(workdir / "labels"), launch)
-                   for i, a in enumerate(structures)]
-        for atoms, future in zip(structures, futures, strict=True):
+        row_ids = [int(a.info.get("row_id", i)) for i, a in enumerate(structures)]
+        futures = [engine.submit("dft", label_one, (row_id, a.copy()), oracle,
+                                 str(workdir / "labels"), launch)
+                   for row_id, a in zip(row_ids, structures, strict=True)]
+        for row_id, atoms, future in zip(row_ids, structures, futures, strict=True):
             outcome = future.result()
-            row_id = int(atoms.info.get("row_id", len(comparisons)))
             e_release = float(atoms.get_potential_energy())
             if not outcome.converged or outcome.atoms is None:
                 comparisons.append(LabelComparison(row_id, len(atoms), e_release, None, None,

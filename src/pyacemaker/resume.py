@@ -34,7 +34,7 @@ from pyacemaker.release import DATASTORE_FILE, REPORT_FILE, VALIDATION_DIR
 from pyacemaker.stages.explore.engines import KMC_START_FILE, START_POOL_FILE
 from pyacemaker.stages.validate.reference import REFERENCE_DIR
 from pyacemaker.state import STATE_FILE, StateError, WorkflowState, atomic_write_text, \
-    load_state, save_state
+    load_state
 
 if TYPE_CHECKING:
     from pyacemaker.config import CampaignConfig
@@ -55,7 +55,8 @@ DERIVED = (f"{STATE_FILE}*", f"{DATASTORE_FILE}*", BACKUP_DIR, CONFIG_COPY, ITER
 def open_campaign_state(workdir: Path, config: CampaignConfig, force: bool = False
                         ) -> WorkflowState:
     """The state to run ``config`` with in ``workdir`` (created, resumed or started over);
-    writes the config copy. Raises StateError for a refused physics change."""
+    writes the config copy, not the state (the caller saves it once its images are pinned).
+    Raises StateError for a refused physics change."""
     workdir = Path(workdir)
     state = load_state(workdir)
     if state is not None:
@@ -72,7 +73,6 @@ def open_campaign_state(workdir: Path, config: CampaignConfig, force: bool = Fal
                      "resuming it (nothing moved)")
     state = state or WorkflowState(config_fingerprint=config.fingerprint())
     state.config_fingerprint = config.fingerprint()  # the current form from now on
-    save_state(state, workdir)
     atomic_write_text(workdir / CONFIG_COPY, yaml.safe_dump(
         config.model_dump(mode="json"), sort_keys=False))
     return state
