@@ -32,11 +32,7 @@ from pyacemaker.logs import log_results
 from pyacemaker.decision import History, decide
 from pyacemaker.stages.explore.engines import ENGINES, START_POOL_FILE, engine_for
 from pyacemaker.stages.explore.result import ExplorationRecord, read_records, write_records
-from pyacemaker.state import (
-    PotentialRecord,
-    WorkflowState,
-    save_state,
-)
+from pyacemaker.state import PotentialRecord, WorkflowState, save_state
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
@@ -195,15 +191,17 @@ class Campaign:
 
     def _validate(self) -> str:
         from pyacemaker.execution.validating import validate_in_worker
+        from pyacemaker.release import keep_the_better_validated
 
         pot = self.state.potential
         assert pot is not None
         report = validate_in_worker(self.engine, pot, self.config, self.workdir,
                                     self.workdir / DATASTORE_FILE)
         reasons = "; ".join(report.reasons[:3])
-        self.state.validation[pot.iteration] = (
-            "GO" if report.passed else f"NO-GO ({reasons})")
-        return f"{report.verdict}" + (f": {reasons}" if reasons else "")
+        self.state.validation[pot.iteration] = "GO" if report.passed else f"NO-GO ({reasons})"
+        went_back = None if report.passed else keep_the_better_validated(self.state, self.workdir)
+        return (f"{report.verdict}" + (f": {reasons}" if reasons else "")
+                + (f"; going on with {went_back}" if went_back else ""))
 
     def _finish(self, reason: str) -> None:
         from pyacemaker.release import hand_over_best

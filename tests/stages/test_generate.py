@@ -14,7 +14,7 @@ from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import structure_fingerprint
-from pyacemaker.stages.coldstart import is_ground_state_property
+from pyacemaker.stages.coldstart import hold_out_tier, is_ground_state_property
 from pyacemaker.stages.halt_candidates import candidates_around
 from pyacemaker.stages.generate import (
     GenerationError,
@@ -31,8 +31,8 @@ def min_distance(atoms: Atoms) -> float:
 
 
 def test_from_one_element_alone() -> None:
-    structures = initial_structures(CampaignConfig(elements=["Cu"]), 40, np.random.default_rng(0))
-    assert len(structures) == 40
+    structures = initial_structures(CampaignConfig(elements=["Cu"]), 46, np.random.default_rng(0))
+    assert len(structures) == 46
     assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in structures)
     assert all(a.info["provenance"] == "coldstart" and a.info["iteration"] == 0
                for a in structures)
@@ -54,8 +54,11 @@ def test_from_one_element_alone() -> None:
     # then X and L displacements (no optical mode at Gamma) and the wide EOS
     assert kinds[26:35] == ["phononX", "phononL-along", "phononL-across"] + [
         f"eos{f:.2f}" for f in (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)], kinds
+    # then five rattled crystals made for the validation set (always held out)
+    assert kinds[35:40] == [f"heldout{k}" for k in range(5)], kinds
+    assert [hold_out_tier(a.info["generator"]) for a in structures[35:40]] == [-1] * 5
     assert [is_ground_state_property(a.info["generator"]) for a in structures[26:]] == (
-        [False] * 3 + [True] * 6 + [False] * 5)
+        [False] * 3 + [True] * 6 + [False] * 11)
     ground = structures[0]
     eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
            for a in structures[1:5]]
@@ -66,7 +69,7 @@ def test_from_one_element_alone() -> None:
     assert {"strain", "vacancy"} <= set(Counter(kinds)), kinds
     volumes = [a.get_volume() / len(a) for a in structures if "surface" not in a.info["generator"]]
     assert 9.0 < np.median(volumes) < 14.0  # around fcc Cu's 11.8 A^3/atom
-    assert len({structure_fingerprint(a) for a in structures}) == 40  # all distinct
+    assert len({structure_fingerprint(a) for a in structures}) == 46  # all distinct
 
 
 def test_bulk_only_cold_start_has_no_slab() -> None:

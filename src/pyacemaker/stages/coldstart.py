@@ -17,7 +17,11 @@ in this order, small and symmetric where possible (k-point cost):
   (:func:`phonon_displacements`): the forces give the force constants the phonon check
   compares, and with the forces of the sheared cells the internal strain, hence the
   relaxed-ion C44;
-* the EOS out to the ends of the gate's scan, V/V0 = 0.80, 0.86, 1.16, 1.25, 1.33, 1.40.
+* the EOS out to the ends of the gate's scan, V/V0 = 0.80, 0.86, 1.16, 1.25, 1.33, 1.40;
+* five copies of the crystal rattled 0.05 A (2 atoms for Si: cheap), kind ``heldout``:
+  always put in the campaign's validation set (``hold_out_tier`` -1), so the cold start's
+  fit is judged on at least ``validation.min_validation_structures`` (5) near-equilibrium
+  structures without holding out a property cell.
 
 Deterministic strains; the rattles draw from the given generator. The rest of the budget
 goes to other prototypes and random variations (``generate.py``).
@@ -58,6 +62,9 @@ PHONON_DISPLACEMENT_A = 0.03
 GROUND_STATE_KINDS = ("ground", "eos", "elastic", "tetragonal")
 PHONON_KIND = "phonon"
 RATTLES_A = (0.03, 0.10)
+HELDOUT_KIND = "heldout"
+HELDOUT_CELLS = 5
+HELDOUT_RATTLE_A = 0.05
 HOT_RATTLES_A = (0.20, 0.15)
 SURFACES = ((1, 0, 0), (1, 1, 1))
 SLAB_VACUUM = 6.0
@@ -94,11 +101,14 @@ def is_ground_state_property(generator: str) -> bool:
 
 def hold_out_tier(generator: str) -> int:
     """How reluctantly a labelled structure is held out of the fits (validation set, test
-    split): 0 any structure, 1 a ground-state property cell (EOS and strain series, a few
-    cells per modulus), 2 a phonon displacement cell (the only data on its q-point)."""
+    split): -1 always (a cold start's ``heldout`` cell), 0 any structure, 1 a ground-state
+    property cell (EOS and strain series, a few cells per modulus), 2 a phonon
+    displacement cell (the only data on its q-point)."""
     base, _, kind = generator.partition("+")
     if not base.endswith("-reference"):
         return 0
+    if kind.startswith(HELDOUT_KIND):
+        return -1
     if kind.startswith(GROUND_STATE_KINDS):
         return 1
     return 2 if kind.startswith(PHONON_KIND) else 0
@@ -164,8 +174,9 @@ def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
         out += [(f"tetragonal{magnitude:+.2f}", tetragonal_strained(primitive, magnitude))
                 for magnitude in TETRAGONAL_STRAINS]
     out += phonon_displacements(primitive, max_atoms)
-    return out + [(f"eos{factor:.2f}", _scaled(primitive, factor))
-                  for factor in WIDE_EOS_FACTORS]
+    out += [(f"eos{factor:.2f}", _scaled(primitive, factor)) for factor in WIDE_EOS_FACTORS]
+    return out + [(f"{HELDOUT_KIND}{k}", _rattled(primitive, rng, HELDOUT_RATTLE_A))
+                  for k in range(HELDOUT_CELLS)]
 
 
 def phonon_displacements(primitive: Atoms, max_atoms: int) -> list[tuple[str, Atoms]]:
