@@ -43,7 +43,7 @@ def assign_splits(store: DataStore, iteration: int, fraction: float, seed: int) 
     # modulus or q-point) are what B0, Cij and the phonons are learned from, and the gate
     # checks those properties against DFT itself: never held out. Measured on the Si demo's
     # cold start: holding out 3 strain cells (one the largest tetragonal strain) left C11 -26 %,
-    # C12 +36 % where the same fit with them gives -7 % / +10 % (docs/training.md)
+    # C12 +36 % where the same fit with them gives -8 % / +11 % (docs/training.md)
     tiers = {row.id: hold_out_tier(str(row.get("generator") or "")) for row in eligible}
     chosen = sorted(i for i, tier in tiers.items() if tier < 0)  # made to be held out
     ordinary = sorted(i for i, tier in tiers.items() if tier == 0)
