@@ -253,8 +253,8 @@ class Campaign:
         oracle = make_oracle(self.config, self.site.programs)
         log.info("   labelling %d structures with %s", len(ids), oracle.name)
 
-        def progress(done: int, total: int) -> None:
-            log.info("   label: %d/%d done", done, total)
+        def progress(done: int, total: int, note: str = "") -> None:
+            log.info("   label: %d/%d done%s", done, total, f", {note}" if note else "")
 
         counts = label_batch(self.engine, self.datastore, ids, oracle,
                              self._iter_dir("label"), progress=progress)
