@@ -32,11 +32,7 @@ from pyacemaker.logs import log_results
 from pyacemaker.decision import History, decide
 from pyacemaker.stages.explore.engines import ENGINES, START_POOL_FILE, engine_for
 from pyacemaker.stages.explore.result import ExplorationRecord, read_records, write_records
-from pyacemaker.state import (
-    PotentialRecord,
-    WorkflowState,
-    save_state,
-)
+from pyacemaker.state import PotentialRecord, WorkflowState, save_state
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
@@ -55,6 +51,7 @@ class Campaign:
     datastore: DataStore
     engine: Any = None
     _started: float = field(default_factory=time.monotonic)
+    after_each_stage: Callable[[], None] | None = None  # a detached driver's hand-over check
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -177,6 +174,8 @@ class Campaign:
         self.state.mark(name, "done", message)
         save_state(self.state, self.workdir)
         log.info("   %s: %s (%.0f s)", name, message, time.monotonic() - started)
+        if self.after_each_stage is not None:
+            self.after_each_stage()
 
     # ------------------------------------------------------------------ facts
     def _frames_found(self) -> int:

@@ -104,9 +104,9 @@ class DriverSettings(StrictModel):
         "the state, stops its programs and submits its successor (also asked of the "
         "scheduler: #SBATCH --signal=B:USR1@margin).")
     time_budget_s: float | None = Field(
-        None, gt=0, description="Hand over after this many seconds even if the walltime is "
-        "far (a site's limit on job length below its walltime, or a test); None: walltime "
-        "minus handover_margin_s.")
+        None, gt=0, description="Hand over at the first stage boundary after this many "
+        "seconds (no stage is interrupted; a short job on a busy queue, or a test); None: "
+        "only at walltime minus handover_margin_s, mid-stage if need be.")
     scheduler_options: str = Field("", description="Extra #SBATCH/#PBS lines of the driver "
                                    "job, verbatim (the site's scheduler_options are not used).")
 
@@ -117,10 +117,9 @@ class DriverSettings(StrictModel):
                              f"shorter than driver.walltime ({self.walltime})")
         return self
 
-    def budget_s(self) -> float:
-        """Seconds the driver runs before it hands over."""
-        budget = walltime_seconds(self.walltime) - self.handover_margin_s
-        return min(budget, self.time_budget_s) if self.time_budget_s else float(budget)
+    def hard_budget_s(self) -> float:
+        """Seconds after which the driver hands over mid-stage: walltime minus margin."""
+        return float(walltime_seconds(self.walltime) - self.handover_margin_s)
 
 
 class MonitoringSettings(StrictModel):
