@@ -1,8 +1,9 @@
 """The detached driver on the suite's real single-node SLURM: ``pyacemaker submit`` runs the
 tiny EMT campaign (tests/tiny_campaign.py) as a chain of driver jobs that hand over to each
 other (``driver.time_budget_s`` forces a hand-over at the first stage boundary after 20 s;
-each successor is a real ``sbatch --dependency=afterany:<previous>``), and the campaign ends
-with the same labels as the attached run of the same config (count and fingerprints)."""
+each successor is a real ``sbatch --dependency=afterany:<previous>``, or ``qsub -W
+depend=afterany:<previous>`` through the Torque wrappers), and the campaign ends with the
+same labels as the attached run of the same config (count and fingerprints)."""
 
 from __future__ import annotations
 
@@ -29,11 +30,17 @@ def slurm_cluster() -> Iterator[str]:
     yield from slurm_cluster_up()
 
 
-def detached_site(path: Path) -> Path:
+def detached_site(path: Path, flavor: str = "slurm") -> Path:
+    """test-slurm.yaml with a driver section; ``torque``: the same site as a Torque site
+    (qsub/qstat/qdel of Debian's slurm-wlm-torque wrappers, queue 'debug')."""
     site = yaml.safe_load((REPO / "site_configs" / "test-slurm.yaml").read_text())
-    site["name"] = "test-slurm-detached"
-    site["driver"] = {"partition": "debug", "walltime": "00:05:00", "handover_margin_s": 30,
-                      "time_budget_s": 20}
+    site["name"] = f"test-{flavor}-detached"
+    site["driver"] = {"walltime": "00:05:00", "handover_margin_s": 30, "time_budget_s": 20}
+    if flavor == "torque":
+        site.update(scheduler="pbs", pbs_flavor="torque", queue=site.pop("partition"))
+        site["driver"]["queue"] = "debug"
+    else:
+        site["driver"]["partition"] = "debug"
     path.write_text(yaml.safe_dump(site))
     return path
 
@@ -43,12 +50,14 @@ def labels(folder: Path) -> list[str]:
     return sorted(row.fingerprint for row in store.rows(status="labelled"))
 
 
+@pytest.mark.parametrize("flavor", ["slurm", "torque"])
 def test_detached_campaign_hands_over_and_labels_as_attached(
-        slurm_cluster: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+        slurm_cluster: str, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+        flavor: str) -> None:
     config = write_config(tmp_path / "cu-tiny.yaml")
     workdir = tmp_path / "detached"
-    submitted = run_cli("submit", config, "--site", detached_site(tmp_path / "site.yaml"),
-                        "--workdir", workdir, cwd=tmp_path)
+    site = detached_site(tmp_path / "site.yaml", flavor)
+    submitted = run_cli("submit", config, "--site", site, "--workdir", workdir, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "driver job" in submitted.stdout and "submitted" in submitted.stdout
 

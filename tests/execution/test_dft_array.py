@@ -154,3 +154,48 @@ def test_qe_batch_as_a_job_array_resumed_and_resubmitted(slurm_cluster: str,
     assert len(set(round(e, 6) for e in energies)) == 3  # three different structures
     outcomes = (label_dir / str(ids[3]) / "outcomes.jsonl").read_text().splitlines()
     assert len(outcomes) == 1 and json.loads(outcomes[0])["status"] == "converged"
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(300)
+def test_torque_array_through_the_qsub_wrapper(slurm_cluster: str, tmp_path: Path) -> None:
+    """The Torque path (#PBS -t 0-N%T, qsub/qstat of Debian's slurm-wlm-torque wrappers) with
+    EMT elements: 2 labelled, the overlapping one quarantined with its reason."""
+    site = SiteConfig(
+        name="test-torque-array", scheduler="pbs", pbs_flavor="torque", queue="debug",
+        scheduler_poll_s=1, resources={"dft": {"submission": "array", "array_throttle": 2,
+                                               "walltime": "00:05:00"}})
+    oracle = make_oracle(CampaignConfig(elements=["Cu"], oracle={"kind": "emt"}))
+    cu = [bulk("Cu", "fcc", a=3.6, cubic=True) for _ in range(3)]
+    cu[0].rattle(0.05, seed=1)
+    cu[1].positions[1] = cu[1].positions[0] + [0.05, 0, 0]
+    store = DataStore(tmp_path / "lake.db")
+    ids = store.add_many(cu)
+    label_dir = tmp_path / "iter_000" / "label"
+    with Engine(site, tmp_path / "run") as engine:
+        counts = label_batch(engine, store, ids, oracle, label_dir)
+    assert counts == {"converged": 2, "quarantined": 1, "skipped": 0}
+    script = (label_dir / BATCH_FOLDER / "array_0.sh").read_text()
+    assert "#PBS -t 0-2%2" in script and "#PBS -l nodes=1:ppn=1" in script
+    assert "#PBS -q debug" in script
+    assert "unphysical" in store.get_atoms(ids[1]).info["reason"]
+    assert len(ArrayBatch(label_dir / BATCH_FOLDER).arrays()) == 1
+    assert list((label_dir / BATCH_FOLDER).glob("array_0.sh.o*"))  # output kept in the batch
+
+
+def test_driver_settings_and_submit_refuse_what_cannot_work(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    from pyacemaker.cli import main
+
+    with pytest.raises(ValueError, match=r"driver.handover_margin_s \(600 s\) must be shorter "
+                                         r"than driver.walltime \(00:05:00\)"):
+        SiteConfig(scheduler="slurm", driver={"walltime": "00:05:00"})
+    with pytest.raises(ValueError, match=r"'driver.queue' is a PBS field"):
+        SiteConfig(scheduler="slurm", driver={"queue": "short"})
+    config = tmp_path / "c.yaml"
+    config.write_text("elements: [Cu]\noracle: {kind: emt}\n")
+    assert main(["submit", str(config), "--site", "local", "--workdir",
+                 str(tmp_path / "w")]) == 2
+    assert "scheduler is 'local': a detached driver needs a batch scheduler" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "w").exists()  # nothing written

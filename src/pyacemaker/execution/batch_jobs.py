@@ -35,7 +35,8 @@ class JobShape:
 
     name: str
     walltime: str
-    output: Path                   # stdout+stderr file (SLURM: may hold %A / %a)
+    output: Path                   # stdout+stderr file (SLURM: may hold %A / %a; PBS arrays:
+                                   # unused, the elements' files go to the script's folder)
     nodes: int = 1
     tasks: int = 1                 # MPI ranks
     cores_per_task: int = 1
@@ -83,7 +84,9 @@ def _pbs_header(shape: JobShape, flavor: str) -> list[str]:
     select = (f"nodes={shape.nodes}:ppn={cores}" if flavor == "torque"
               else f"select={shape.nodes}:ncpus={cores}:mpiprocs={shape.tasks}")
     lines = ["#!/bin/bash", f"#PBS -N {shape.name}", f"#PBS -l {select}",
-             f"#PBS -l walltime={shape.walltime}", "#PBS -j oe", f"#PBS -o {shape.output}"]
+             f"#PBS -l walltime={shape.walltime}", "#PBS -j oe"]
+    if not shape.array_size:  # an array's elements write <name>.o<id> where qsub ran (the
+        lines.append(f"#PBS -o {shape.output}")  # script's folder): PBS has no %a
     if shape.partition:
         lines.append(f"#PBS -q {shape.partition}")
     if shape.account:
@@ -94,9 +97,9 @@ def _pbs_header(shape: JobShape, flavor: str) -> list[str]:
     return lines + ([shape.extra] if shape.extra else [])
 
 
-def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(argv: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=cwd)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise BatchJobError(f"{' '.join(argv)}: {exc}") from exc
 
@@ -110,7 +113,8 @@ def submit(site: SiteConfig, script: Path, after: str | None = None) -> str:
             argv.append(f"--dependency=afterany:{after}")
     else:
         argv = ["qsub"] + (["-W", f"depend=afterany:{after}"] if after else [])
-    done = _run([*argv, str(script)])
+    script = Path(script).resolve()
+    done = _run([*argv, str(script)], cwd=script.parent)  # default output files land there
     if done.returncode != 0 or not done.stdout.strip():
         raise BatchJobError(f"{' '.join(argv)} {script} failed ({done.returncode}): "
                             f"{(done.stderr or done.stdout).strip()}")
@@ -124,7 +128,9 @@ def job_alive(site: SiteConfig, job_id: str) -> bool:
         if done.returncode != 0:  # "Invalid job id": ended and purged
             return False
         return any(state.strip() in SLURM_ALIVE for state in done.stdout.split())
-    done = _run(["qstat", "-t", job_id])  # -t: the elements of an array too
+    # PBS Pro lists an array's elements with -t; Torque's qstat (and its SLURM wrapper)
+    # has no -t and shows the array as one line
+    done = _run(["qstat", "-t", job_id] if site.pbs_flavor == "pbspro" else ["qstat", job_id])
     if done.returncode != 0:
         return False
     states = [line.split()[4] for line in done.stdout.splitlines()
