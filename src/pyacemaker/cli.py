@@ -90,6 +90,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     finally:
         restore_signals()
+        if driver_job is not None:
+            driver_job.disarm()  # a late SIGUSR1 from the scheduler is ignored from here on
         lock.release()
     return 0
 
