@@ -101,8 +101,7 @@ class DriverSettings(StrictModel):
                           description="HH:MM:SS of one driver job.")
     handover_margin_s: int = Field(
         600, gt=0, description="Seconds before the walltime's end at which the driver saves "
-        "the state, stops its programs and submits its successor (also asked of the "
-        "scheduler: #SBATCH --signal=B:USR1@margin).")
+        "the state, stops its programs and submits its successor (the driver's own timer).")
     time_budget_s: float | None = Field(
         None, gt=0, description="Hand over at the first stage boundary after this many "
         "seconds (no stage is interrupted; a short job on a busy queue, or a test); None: "

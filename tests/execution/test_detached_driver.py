@@ -99,38 +99,53 @@ def test_detached_campaign_hands_over_and_labels_as_attached(
     assert log.count("driver job time is up (SIGUSR1)") == len(jobs) - 1
 
 
-def test_cancel_stops_the_driver_job_and_its_dft_array(slurm_cluster: str,
-                                                       tmp_path: Path) -> None:
-    """DFT as a job array inside a detached campaign (EMT elements); ``pyacemaker cancel``
-    while the array runs: the driver job stops the graceful way (state saved, no successor)
-    and the array is cancelled; nothing of the campaign is left in squeue."""
+def test_walltime_hand_over_mid_array_then_cancel(slurm_cluster: str, tmp_path: Path) -> None:
+    """DFT as a job array inside a detached campaign (EMT elements, one at a time). The
+    driver's walltime (1 min) minus its margin (40 s) runs out while it waits for the array:
+    it hands over mid-stage, the successor finds the running array by its recorded id and
+    waits for it (no second array). ``pyacemaker cancel`` then stops the successor the
+    graceful way (state saved, no further successor) and cancels the array: nothing of the
+    campaign is left in squeue."""
     site_file = detached_site(tmp_path / "site.yaml")
     site = yaml.safe_load(site_file.read_text())
-    site["driver"]["time_budget_s"] = 600
+    site["driver"] = {"partition": "debug", "walltime": "00:01:00", "handover_margin_s": 40}
     site["resources"]["dft"].update(submission="array", array_throttle=1)
     site_file.write_text(yaml.safe_dump(site))
     workdir = tmp_path / "w"
     submitted = run_cli("submit", write_config(tmp_path / "cu-tiny.yaml"), "--site", site_file,
                         "--workdir", workdir, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
-    arrays_file = workdir / "iter_000" / "label" / "array" / "arrays.json"
-    deadline = time.monotonic() + 120
-    while not arrays_file.exists() and time.monotonic() < deadline:
+    assert "#SBATCH --time=00:01:00" in (workdir / "driver" / "driver_0.sh").read_text()
+
+    def successor_running() -> bool:
+        chain = read_chain(workdir) or {"jobs": []}
+        return len(chain["jobs"]) >= 2 and "started" in chain["jobs"][1]
+
+    deadline = time.monotonic() + 150
+    while not successor_running() and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert arrays_file.exists(), run_cli("status", "--workdir", workdir).stdout
+    assert successor_running(), run_cli("status", "--workdir", workdir).stdout
+    arrays_file = workdir / "iter_000" / "label" / "array" / "arrays.json"
     array_id = str(yaml.safe_load(arrays_file.read_text())[0]["job_id"])
-    assert array_id in subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True,
-                                      text=True).stdout.replace("_", " ").split()
+    chain = read_chain(workdir)
+    assert chain is not None
+    first, second = chain["jobs"][:2]
+    assert first["end"] == f"handed over to {second['job_id']}"
+    assert second["after"] == first["job_id"]
+    log = (workdir / "campaign.log").read_text()
+    assert "driver job time is up (SIGUSR1)" in log
 
     cancelled = run_cli("cancel", "--workdir", workdir)
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
-    assert "sent SIGTERM" in cancelled.stdout and array_id in cancelled.stdout
+    assert "sent SIGTERM" in cancelled.stdout
     queue = subprocess.run(["squeue", "-h", "-o", "%i %o"], capture_output=True,
                            text=True).stdout
     assert str(workdir) not in queue, queue
+    assert len(yaml.safe_load(arrays_file.read_text())) == 1  # waited for, not resubmitted
     chain = read_chain(workdir)
-    assert chain is not None and chain["cancelled"] and len(chain["jobs"]) == 1
-    assert chain["jobs"][0]["end"].startswith("stopped: SIGTERM"), chain
+    assert chain is not None and chain["cancelled"] and len(chain["jobs"]) == 2, chain
+    assert chain["jobs"][1]["end"].startswith("stopped: SIGTERM"), chain
     state = load_state(workdir)
-    assert state is not None and state.stage == "label" and not state.finished
-    assert "chain cancelled" in run_cli("status", "--workdir", workdir).stdout
+    assert state is not None and not state.finished
+    status = run_cli("status", "--workdir", workdir).stdout
+    assert "chain cancelled" in status and array_id in arrays_file.read_text()

@@ -45,7 +45,6 @@ class JobShape:
     array_size: int = 0            # 0: not an array; n >= 2: elements 0..n-1
     throttle: int | None = None    # elements running at once
     extra: str = ""                # verbatim #SBATCH/#PBS lines
-    handover_signal_s: int | None = None  # SLURM --signal=B:USR1@s (the detached driver)
 
 
 def script_header(site: SiteConfig, shape: JobShape) -> list[str]:
@@ -74,8 +73,6 @@ def _slurm_header(shape: JobShape) -> list[str]:
         lines.append(f"#SBATCH --account={shape.account}")
     if shape.array_size:
         lines.append(f"#SBATCH --array=0-{shape.array_size - 1}{_throttle(shape)}")
-    if shape.handover_signal_s:
-        lines.append(f"#SBATCH --signal=B:USR1@{shape.handover_signal_s}")
     return lines + ([shape.extra] if shape.extra else [])
 
 

@@ -3,8 +3,10 @@
 ``pyacemaker submit`` writes ``<workdir>/driver/driver_<n>.sh`` (1 core, the site's
 ``driver`` settings) and submits it. The job runs ``pyacemaker run ... --driver-job``.
 When its time budget is spent (walltime minus ``driver.handover_margin_s``, or
-``driver.time_budget_s``), a timer in the driver sends it SIGUSR1; on SLURM the scheduler
-is asked for the same signal (``#SBATCH --signal=B:USR1@margin``) as a backstop. The
+``driver.time_budget_s`` at a stage boundary), a timer in the driver sends it SIGUSR1
+(``scancel --batch --signal=USR1 ID`` / ``qsig -s USR1 ID`` asks for a hand-over by hand).
+SLURM's own ``--signal=B:USR1@margin`` is not used: it may come up to 60 s early (sbatch(1))
+and, before the driver's handler is installed, would kill it; the timer is exact. The
 signal takes the driver's normal stop path (programs stopped, state saved, blocks
 cancelled by Parsl's cleanup); then the driver submits its successor with a dependency on
 its own end (``--dependency=afterany:ID`` / ``-W depend=afterany:ID``) and exits 0. The
@@ -83,8 +85,7 @@ def submit_driver(config: Path, site_file: Path, site: SiteConfig, workdir: Path
         name=f"pyace-driver-{workdir.name}", walltime=driver.walltime,
         output=folder / f"driver_{number}.out",
         partition=driver.partition or driver.queue or site.partition or site.queue,
-        account=driver.account or site.account, extra=driver.scheduler_options,
-        handover_signal_s=driver.handover_margin_s if site.scheduler == "slurm" else None)
+        account=driver.account or site.account, extra=driver.scheduler_options)
     from parsl_configs.common import worker_init
 
     script = folder / f"driver_{number}.sh"
