@@ -22,7 +22,7 @@ from pyacemaker.execution.driver_job import read_chain
 from pyacemaker.state import load_state
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slurm, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 @pytest.fixture(scope="session")
