@@ -17,7 +17,7 @@ export TF_CPP_MIN_LOG_LEVEL := 2
         reproduce report package monitor clean
 
 help:
-	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...]"
+	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...] [DETACH=1]"
 	@echo "make test | setup | doctor | bench | containers | report | package | monitor | clean"
 	@echo "make containers-pull SITE=... | containers-push REGISTRY=host:port [PLAIN_HTTP=1]"
 	@echo "make reproduce RELEASE=dist/NAME-VERSION.zip [SITE=...]"
@@ -34,8 +34,9 @@ doctor:
 lammps-pace:
 	@bash scripts/setup.d/lammps_pace.sh
 
+# DETACH=1: the driver itself runs as a chain of batch jobs (pyacemaker submit; docs/cluster.md)
 campaign: setup
-	$(PYACE) run $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
+	$(PYACE) $(if $(DETACH),submit,run) $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
 
 status:
 	$(PYACE) status --workdir $(WORKDIR)

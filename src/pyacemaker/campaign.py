@@ -51,6 +51,7 @@ class Campaign:
     datastore: DataStore
     engine: Any = None
     _started: float = field(default_factory=time.monotonic)
+    after_each_stage: Callable[[], None] | None = None  # a detached driver's hand-over check
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -173,6 +174,8 @@ class Campaign:
         self.state.mark(name, "done", message)
         save_state(self.state, self.workdir)
         log.info("   %s: %s (%.0f s)", name, message, time.monotonic() - started)
+        if self.after_each_stage is not None:
+            self.after_each_stage()
 
     # ------------------------------------------------------------------ facts
     def _frames_found(self) -> int:
@@ -251,8 +254,8 @@ class Campaign:
         oracle = make_oracle(self.config, self.site.programs)
         log.info("   labelling %d structures with %s", len(ids), oracle.name)
 
-        def progress(done: int, total: int) -> None:
-            log.info("   label: %d/%d done", done, total)
+        def progress(done: int, total: int, note: str = "") -> None:
+            log.info("   label: %d/%d done%s", done, total, f", {note}" if note else "")
 
         counts = label_batch(self.engine, self.datastore, ids, oracle,
                              self._iter_dir("label"), progress=progress)

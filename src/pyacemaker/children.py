@@ -57,12 +57,22 @@ class DriverInterrupted(KeyboardInterrupt):
         return 128 + self.signum
 
     def __reduce__(self) -> tuple[type[DriverInterrupted], tuple[int]]:
-        return (DriverInterrupted, (self.signum,))
+        return (type(self), (self.signum,))
 
 
-def install_signal_handlers() -> Callable[[], None]:
-    """Handle SIGTERM, SIGHUP and SIGINT in the driver (main thread only; those not ignored);
-    return a function that puts the previous handlers back."""
+class DriverHandover(DriverInterrupted):
+    """A detached driver job's time is up (SIGUSR1): stop as on SIGTERM, then the caller
+    submits the successor job; the job's exit status is 0."""
+
+    @property
+    def exit_code(self) -> int:
+        return 0
+
+
+def install_signal_handlers(handover: bool = False) -> Callable[[], None]:
+    """Handle SIGTERM, SIGHUP and SIGINT in the driver (main thread only; those not ignored),
+    and with ``handover`` SIGUSR1 (a detached driver job's hand-over, raised as
+    :class:`DriverHandover`); return a function that puts the previous handlers back."""
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     stopping = threading.Event()
@@ -79,16 +89,21 @@ def install_signal_handlers() -> Callable[[], None]:
         stopping.set()
         n = len(running_groups())  # 0 with process-pool workers: their cleanup stops them
         what = f"{n} running program{'' if n == 1 else 's'}" if n else "the workers"
-        log.warning("received %s: saving the state, stopping %s; run the same command again "
-                    "to resume", signal.Signals(signum).name, what)
+        if signum == signal.SIGUSR1:
+            log.warning("driver job time is up (SIGUSR1): saving the state, stopping %s; a "
+                        "successor job resumes the campaign", what)
+        else:
+            log.warning("received %s: saving the state, stopping %s; run the same command "
+                        "again to resume", signal.Signals(signum).name, what)
         # Before raising: the main thread may be blocked on a future whose worker thread
         # waits for this very program; the Parsl cleanup would wait for it too.
         terminate_running_programs(refuse_new=True)
-        raise DriverInterrupted(signum)
+        raise (DriverHandover if signum == signal.SIGUSR1 else DriverInterrupted)(signum)
 
     # A signal set to be ignored stays ignored: under nohup a closed terminal's SIGHUP must
     # not stop the driver, nor a Ctrl-C one started with '&' from a script.
-    previous: dict[int, Any] = {sig: signal.signal(sig, handler) for sig in DRIVER_SIGNALS
+    wanted = DRIVER_SIGNALS + ((signal.SIGUSR1,) if handover else ())
+    previous: dict[int, Any] = {sig: signal.signal(sig, handler) for sig in wanted
                                 if signal.getsignal(sig) is not signal.SIG_IGN}
 
     def restore() -> None:

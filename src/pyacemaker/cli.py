@@ -54,14 +54,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
              "-".join(config.elements), site.name, workdir)
     campaign = Campaign.open(config, site, workdir, force=args.force)
     write_site_copy(site, workdir)  # the release ships the site it last ran on
-    restore_signals = install_signal_handlers()
+    from pyacemaker.driver_commands import driver_job_for
+
+    driver_job = driver_job_for(args, workdir, site)  # a detached driver's batch job, or None
+    restore_signals = install_signal_handlers(handover=driver_job is not None)
     try:
+        if driver_job is not None:
+            driver_job.start()
+            campaign.after_each_stage = driver_job.after_stage
         campaign.run(continue_finished=args.continue_finished)
+        if driver_job is not None:
+            driver_job.disarm()
+            driver_job.ended(campaign.state.stop_reason or "stopped")
     except KeyboardInterrupt as exc:
         if not isinstance(exc, DriverInterrupted):  # a signal handler logged its line
             log.error("interrupted; run the same command again to resume")
+        if driver_job is not None:
+            driver_job.after_interrupt(exc)  # hand over to a successor, or record the stop
         return exit_status_after_interrupt(workdir, exc)
     except Exception as exc:  # a stage failed: say where, keep the details in the log
+        if driver_job is not None:
+            driver_job.disarm()
+            driver_job.ended(f"failed: {type(exc).__name__}: {exc}"[:500])
         from pyacemaker.recover import closing_advice, lake_problem
 
         stage = campaign.state.stage
@@ -76,6 +90,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     finally:
         restore_signals()
+        if driver_job is not None:
+            driver_job.disarm()  # a late SIGUSR1 from the scheduler is ignored from here on
         lock.release()
     return 0
 
@@ -124,6 +140,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from pyacemaker.campaign import DATASTORE_FILE
     from pyacemaker.datastore import DataStore
 
+    from pyacemaker.driver_commands import status_lines
+
+    for line in status_lines(workdir):
+        print(line)
     db_path = workdir / DATASTORE_FILE
     if db_path.exists():
         store = DataStore(db_path)
@@ -273,7 +293,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="go on with a finished campaign under this config's budgets "
                      "(raise max_iterations / max_dft_calls / max_wall_time_h first; "
                      "execution settings may change, a physics change is refused)")
+    run.add_argument("--driver-job", action="store_true", help=argparse.SUPPRESS)
     run.set_defaults(func=_cmd_run)
+    from pyacemaker.driver_commands import add_driver_commands
+
+    add_driver_commands(sub, SITE_HELP)
 
     doctor = sub.add_parser("doctor", help="check that this machine has what a site and a "
                             "campaign need (exit 1 when something is missing)")

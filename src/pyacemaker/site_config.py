@@ -27,6 +27,18 @@ class StageResources(StrictModel):
     block_launcher: Literal["single_node", "srun"] = Field(
         "single_node", description="Starts Parsl's worker pools in a batch job."
     )
+    submission: Literal["pilot", "array"] = Field(
+        "pilot", description="dft only. pilot: tasks run in Parsl blocks (batch jobs that "
+        "each run many tasks); array: a labelling batch is one scheduler job array, one "
+        "element per structure (sbatch --array / qsub -t / qsub -J), for sites that forbid "
+        "or discourage pilot jobs.")
+    array_throttle: int | None = Field(
+        None, gt=0, description="submission array: elements running at once (the %N of "
+        "--array=0-9%N); None: max_parallel_tasks x max_blocks.")
+    array_resubmits: int = Field(
+        2, ge=0, description="submission array: times an element that ended without an "
+        "outcome (killed, node lost, walltime) is submitted again. A DFT failure the oracle "
+        "classified (quarantine with a reason) is an outcome and is never resubmitted.")
 
 
 def _default_resources() -> dict[str, StageResources]:
@@ -71,6 +83,42 @@ class ContainerSettings(StrictModel):
                                  "apptainer/singularity run; use a docker:// reference")
             check_pinned(reference, what, self.allow_tags)
         return self
+
+
+def walltime_seconds(walltime: str) -> int:
+    hours, minutes, seconds = (int(part) for part in walltime.split(":"))
+    return 3600 * hours + 60 * minutes + seconds
+
+
+class DriverSettings(StrictModel):
+    """The batch job of a detached driver (``pyacemaker submit``): one core that runs the
+    campaign and hands over to its successor job shortly before its walltime ends."""
+
+    partition: str | None = Field(None, description="SLURM partition; None: the site's.")
+    queue: str | None = Field(None, description="PBS queue; None: the site's.")
+    account: str | None = Field(None, description="Allocation; None: the site's.")
+    walltime: str = Field("24:00:00", pattern=r"^\d+:\d{2}:\d{2}$",
+                          description="HH:MM:SS of one driver job.")
+    handover_margin_s: int = Field(
+        600, gt=0, description="Seconds before the walltime's end at which the driver saves "
+        "the state, stops its programs and submits its successor (the driver's own timer).")
+    time_budget_s: float | None = Field(
+        None, gt=0, description="Hand over at the first stage boundary after this many "
+        "seconds (no stage is interrupted; a short job on a busy queue, or a test); None: "
+        "only at walltime minus handover_margin_s, mid-stage if need be.")
+    scheduler_options: str = Field("", description="Extra #SBATCH/#PBS lines of the driver "
+                                   "job, verbatim (the site's scheduler_options are not used).")
+
+    @model_validator(mode="after")
+    def _margin_fits(self) -> DriverSettings:
+        if self.handover_margin_s >= walltime_seconds(self.walltime):
+            raise ValueError(f"driver.handover_margin_s ({self.handover_margin_s} s) must be "
+                             f"shorter than driver.walltime ({self.walltime})")
+        return self
+
+    def hard_budget_s(self) -> float:
+        """Seconds after which the driver hands over mid-stage: walltime minus margin."""
+        return float(walltime_seconds(self.walltime) - self.handover_margin_s)
 
 
 class MonitoringSettings(StrictModel):
@@ -135,6 +183,9 @@ class SiteConfig(StrictModel):
     container: ContainerSettings = Field(default_factory=ContainerSettings)
     programs: ProgramSettings = Field(default_factory=ProgramSettings)
     monitoring: MonitoringSettings = Field(default_factory=MonitoringSettings)
+    driver: DriverSettings = Field(
+        default_factory=DriverSettings, description="The batch job of a detached driver "
+        "(pyacemaker submit / make campaign DETACH=1).")
 
     @field_validator("resources")
     @classmethod
@@ -149,6 +200,19 @@ class SiteConfig(StrictModel):
             raise ValueError("'partition' is a SLURM field; a PBS site uses 'queue'")
         if self.scheduler == "slurm" and self.queue:
             raise ValueError("'queue' is a PBS field; a SLURM site uses 'partition'")
+        for stage, res in self.resources.items():
+            if res.submission == "array" and stage != "dft":
+                raise ValueError(f"resources.{stage}.submission: 'array' is for dft only "
+                                 "(one labelling task per element)")
+            if res.submission == "array" and self.scheduler == "local":
+                raise ValueError("resources.dft.submission: 'array' needs a batch scheduler "
+                                 "(scheduler: slurm or pbs); a local site uses 'pilot'")
+        if self.driver.partition and self.scheduler == "pbs":
+            raise ValueError("'driver.partition' is a SLURM field; a PBS site uses "
+                             "'driver.queue'")
+        if self.driver.queue and self.scheduler == "slurm":
+            raise ValueError("'driver.queue' is a PBS field; a SLURM site uses "
+                             "'driver.partition'")
         if self.heartbeat_threshold_s <= self.heartbeat_period_s:
             raise ValueError(
                 f"heartbeat_threshold_s ({self.heartbeat_threshold_s}) must exceed "

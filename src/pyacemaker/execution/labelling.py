@@ -1,4 +1,5 @@
-"""Batch labelling: one Parsl app per structure on the "dft" executor.
+"""Batch labelling: one Parsl app per structure on the "dft" executor, or, where the site
+says ``resources.dft.submission: array``, one scheduler job array per batch (job_array.py).
 
 Each structure is labelled in ``workdir/<row_id>/`` and its result (label or quarantine,
 with the healing history) is written to the data lake the moment it arrives, so a kill
@@ -15,7 +16,7 @@ import logging
 import os
 import socket
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -57,9 +58,11 @@ def record_outcome(folder: Path, outcome: LabelOutcome) -> None:
 
 
 def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle: Oracle,
-                workdir: Path, progress: Callable[[int, int], None] | None = None
+                workdir: Path, progress: Callable[..., None] | None = None
                 ) -> dict[str, int]:
     """Label ``row_ids`` in parallel; returns counts: converged, quarantined, skipped.
+    ``progress(done, total)`` is called after every answer, as ``progress(done, total,
+    note)`` while an array batch waits (``note``: "array 123 running").
 
     Only the oracle quarantines (a failed calculation it classified). A configuration error
     (one that would hit every structure, e.g. a pseudopotential file that vanished) and any
@@ -83,11 +86,28 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
     config_errors: list[str] = []
     task_errors: list[Exception] = []
     done = 0
-    for (row_id, _), future in engine.map("dft", label_one, items, oracle=oracle,
-                                          workdir=str(workdir), launch=launch):
+    waiting_for = [""]
+
+    def report(text: str) -> None:
+        if progress is not None:
+            progress(done, len(items), text) if text else progress(done, len(items))
+
+    def note(text: str) -> None:
+        waiting_for[0] = text
+        report(text)
+
+    if engine.site.resources["dft"].submission == "array":
+        from pyacemaker.execution.job_array import array_answers
+
+        answers = array_answers(engine.site, items, oracle, workdir, launch, note)
+    else:
+        answers = _pilot_answers(engine, items, oracle, workdir, launch)
+    for row_id, answer in answers:
         done += 1
         try:
-            outcome = future.result()
+            if isinstance(answer, Exception):
+                raise answer
+            outcome = answer
         except OracleConfigError as exc:
             config_errors.append(f"row {row_id}: {exc}")
             counts["config_error"] += 1
@@ -100,8 +120,7 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
         else:
             store_outcome(datastore, row_id, outcome)
             counts[outcome.status] += 1
-        if progress is not None:
-            progress(done, len(items))
+        report(waiting_for[0] if done < len(items) else "")
     if task_errors:
         raise LabellingTaskFailed(
             f"{len(task_errors)} labelling task(s) failed outside the oracle (others stored: "
@@ -113,6 +132,17 @@ def label_batch(engine: Engine, datastore: DataStore, row_ids: list[int], oracle
             f"(others stored: {dict(counts)}):\n  " + "\n  ".join(config_errors[:5]))
     return {"converged": counts["converged"], "quarantined": counts["quarantined"],
             "skipped": counts["skipped"]}
+
+
+def _pilot_answers(engine: Engine, items: list[tuple[int, Atoms]], oracle: Oracle,
+                   workdir: Path, launch: Launch) -> Iterator[tuple[int, LabelOutcome | Exception]]:
+    """(row id, outcome or the task's exception) as each dft task of the blocks finishes."""
+    for (row_id, _), future in engine.map("dft", label_one, items, oracle=oracle,
+                                          workdir=str(workdir), launch=launch):
+        try:
+            yield row_id, future.result()
+        except Exception as exc:  # noqa: BLE001 - classified by the caller
+            yield row_id, exc
 
 
 def labelled_timings(datastore: DataStore, last: int = 50) -> list[tuple[Atoms, float]]:
