@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import yaml
 from ase.data import atomic_numbers
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 
 from pyacemaker.config_base import ConfigError, StrictModel
@@ -153,6 +153,15 @@ class TrainingSettings(StrictModel):
     number_of_functions_per_element: int = Field(
         64, gt=0, description="ACE basis functions per element (Si: 32 left C11/C12 25-36 % "
         "off where 64 gave <= 4 %, docs/training.md).")
+    lmax_by_orders: list[int] = Field(
+        default_factory=lambda: [0, 2, 2, 1], min_length=1, max_length=6,
+        description="pacemaker's lmax per body order (pair, 3-body, ...): the angular "
+        "resolution of the basis (Si's TA phonons: [0, 3, 3, 2] 6 % off where [0, 2, 2, 1] "
+        "gave 15 %, docs/training.md).")
+    nradmax_by_orders: list[int] = Field(
+        default_factory=lambda: [15, 3, 2, 1], min_length=1, max_length=6,
+        description="pacemaker's radial functions per body order (same length as "
+        "lmax_by_orders).")
     ladder_step: int | None = Field(
         None, gt=0, description="If set, ladder fitting adding this many functions a step."
     )
@@ -183,6 +192,15 @@ class TrainingSettings(StrictModel):
         "is removed) are left out of the fit, with a logged count (the data lake keeps "
         "them). None: keep all.",
     )
+
+
+    @model_validator(mode="after")
+    def _orders_match(self) -> TrainingSettings:
+        if len(self.lmax_by_orders) != len(self.nradmax_by_orders):
+            raise ValueError(f"training.lmax_by_orders {self.lmax_by_orders} and "
+                             f"training.nradmax_by_orders {self.nradmax_by_orders} must list "
+                             "the same body orders")
+        return self
 
 
 class ExplorationSettings(StrictModel):

@@ -141,3 +141,13 @@ def test_the_test_split_is_drawn_near_the_hull(tmp_path: Path) -> None:
                            0.25, seed=1)
     same = pd.read_pickle(tmp_path / "s2.pckl.gzip", compression="gzip")
     assert again == n and same["name"].tolist() == test["name"].tolist()  # reproducible
+
+
+def test_the_basis_shape_is_a_setting_and_its_orders_must_match() -> None:
+    settings = TrainingSettings(lmax_by_orders=[0, 3, 3, 2], nradmax_by_orders=[15, 6, 4, 2])
+    functions = pacemaker_input(["Cu", "Ni"], settings, "d", 10)["potential"]["functions"]
+    for block in ("UNARY", "BINARY", "ALL"):
+        assert functions[block] == {"lmax_by_orders": [0, 3, 3, 2],
+                                    "nradmax_by_orders": [15, 6, 4, 2]}
+    with pytest.raises(ValueError, match="lmax_by_orders .*nradmax_by_orders"):
+        TrainingSettings(lmax_by_orders=[0, 3])

@@ -97,7 +97,11 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
         if radii:
             set_core_radii(local_initial, radii)
         argv += ["-p", local_initial.name]
-    inputs_hash = _hash_inputs(local_dataset, config, argv)
+    # the source file and the force filter, not the filtered copy: pickling the same frame
+    # again need not give the same bytes (measured: 14137 vs 14103), and a finished fit
+    # must be recognised
+    inputs_hash = _hash_inputs(dataset, workdir, config,
+                               [*argv, f"max_force={settings.max_force_ev_per_a}"])
     reused = _reuse_finished(workdir, inputs_hash)
     if reused is not None:
         return reused
@@ -265,13 +269,13 @@ def _reuse_finished(workdir: Path, inputs_hash: str) -> PotentialRecord | None:
     return None
 
 
-def _hash_inputs(dataset: Path, config: dict[str, Any], argv: list[str]) -> str:
+def _hash_inputs(dataset: Path, workdir: Path, config: dict[str, Any], argv: list[str]) -> str:
     digest = hashlib.sha256()
     digest.update(dataset.read_bytes())
     digest.update(json.dumps(config, sort_keys=True).encode())
     digest.update(json.dumps(argv).encode())
     if "-p" in argv:
-        digest.update((dataset.parent / argv[argv.index("-p") + 1]).read_bytes())
+        digest.update((workdir / argv[argv.index("-p") + 1]).read_bytes())
     return digest.hexdigest()[:24]
 
 

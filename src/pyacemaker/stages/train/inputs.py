@@ -35,11 +35,11 @@ def pacemaker_input(elements: list[str], settings: TrainingSettings, dataset: st
         r_in = baseline.inner_cutoff or (inner_radii or {}).get((a, b))
         if baseline.kind == "zbl_core" and r_in is not None:
             bonds[f"{a} {b}"].update(zbl_core_block(r_in))
+    orders = {"nradmax_by_orders": list(settings.nradmax_by_orders),
+              "lmax_by_orders": list(settings.lmax_by_orders)}
     functions: dict[str, Any] = {
         "number_of_functions_per_element": settings.number_of_functions_per_element,
-        "UNARY": {"nradmax_by_orders": [15, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1]},
-        "BINARY": {"nradmax_by_orders": [15, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1]},
-        "ALL": {"nradmax_by_orders": [15, 3, 2, 1], "lmax_by_orders": [0, 2, 2, 1]},
+        "UNARY": dict(orders), "BINARY": dict(orders), "ALL": dict(orders),
     }
     fit: dict[str, Any] = {
         "loss": {"kappa": settings.kappa, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8},
