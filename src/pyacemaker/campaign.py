@@ -194,7 +194,6 @@ class Campaign:
 
     def _validate(self) -> str:
         from pyacemaker.execution.validating import validate_in_worker
-        from pyacemaker.release import keep_the_better_validated
 
         pot = self.state.potential
         assert pot is not None
@@ -202,9 +201,7 @@ class Campaign:
                                     self.workdir / DATASTORE_FILE)
         reasons = "; ".join(report.reasons[:3])
         self.state.validation[pot.iteration] = "GO" if report.passed else f"NO-GO ({reasons})"
-        went_back = None if report.passed else keep_the_better_validated(self.state, self.workdir)
-        return (f"{report.verdict}" + (f": {reasons}" if reasons else "")
-                + (f"; going on with {went_back}" if went_back else ""))
+        return f"{report.verdict}" + (f": {reasons}" if reasons else "")
 
     def _finish(self, reason: str) -> None:
         from pyacemaker.release import hand_over_best

@@ -256,22 +256,6 @@ def hand_over_best(state: WorkflowState, workdir: Path) -> str | None:
     return reason
 
 
-def keep_the_better_validated(state: WorkflowState, workdir: Path) -> str | None:
-    """After the gate judged a new potential NO-GO: go back to an earlier validated one the
-    gate judged better (the same rule as at the stop), so exploration never goes on with a
-    fit that is worse on the properties; the new record is kept, marked not deployed, with
-    the reason. Returns the reason when it went back."""
-    new = state.potential
-    reason = hand_over_best(state, workdir)
-    if reason is None or new is None:
-        return None
-    new.deployed = False
-    new.choice = f"the gate prefers {reason}"
-    log.warning("   the fit of iteration %d is NOT used from now on: the gate prefers %s",
-                new.iteration, reason)
-    return reason
-
-
 def validate_campaign(workdir: Path, config_path: Path | None = None) -> ValidationReport:
     """Validate the campaign's current potential (``pyacemaker validate``)."""
     workdir = Path(workdir)

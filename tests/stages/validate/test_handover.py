@@ -80,24 +80,3 @@ def test_the_stopping_campaign_switches_its_potential(tmp_path) -> None:
     assert state.potential is records[1]  # iteration 2's (better) fit was never deployed
     assert hand_over_best(state, tmp_path) is None  # now GO: kept
 
-
-def test_a_fit_the_gate_judges_worse_is_not_explored_with(tmp_path) -> None:
-    """release.keep_the_better_validated, right after the gate: the loop goes back to the
-    earlier potential and the new record stays, marked not deployed, with the reason."""
-    from pyacemaker.release import keep_the_better_validated, save_validation
-    from pyacemaker.state import PotentialRecord, WorkflowState
-
-    records = [PotentialRecord(iteration=i, yaml=f"iter_00{i}/fit/p.yaml") for i in range(2)]
-    state = WorkflowState(config_fingerprint="x", potentials=records, potential=records[1])
-    save_validation(report(0, {"C11": 0.5, "C44": 1.5}), tmp_path)  # NO-GO, 1 failed
-    save_validation(report(1, {"C11": 2.6, "C44": 1.1}), tmp_path)  # NO-GO, 2 failed
-    reason = keep_the_better_validated(state, tmp_path)
-    assert reason is not None and "iteration 0's potential" in reason
-    assert state.potential is records[0]
-    assert not records[1].deployed and "the gate prefers" in records[1].choice
-    # a later fit that is better than iteration 0 is kept
-    records.append(PotentialRecord(iteration=2, yaml="iter_002/fit/p.yaml"))
-    state.potentials, state.potential = records, records[2]
-    save_validation(report(2, {"C11": 0.4, "C44": 1.2}), tmp_path)
-    assert keep_the_better_validated(state, tmp_path) is None
-    assert state.potential is records[2] and records[2].deployed
