@@ -8,6 +8,7 @@ same labels as the attached run of the same config (count and fingerprints)."""
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,25 @@ def detached_site(path: Path, flavor: str = "slurm") -> Path:
     return path
 
 
+class DependencyWatcher(threading.Thread):
+    """Polls squeue every 0.3 s for driver jobs pending on their dependency, meanwhile the
+    test does other work (a successor waits only seconds, between its sbatch and the end of
+    the job before it: a poll once a second from the test's own loop missed it in CI)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.seen_pending: set[str] = set()
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            queue = subprocess.run(["squeue", "-h", "-o", "%i %j %T %r"],
+                                   capture_output=True, text=True).stdout
+            self.seen_pending |= {line.split()[0] for line in queue.splitlines()
+                                  if "pyace-driver" in line and "Dependency" in line}
+            self.done.wait(0.3)
+
+
 def labels(folder: Path) -> list[str]:
     store = DataStore(folder / "data.db")
     return sorted(row.fingerprint for row in store.rows(status="labelled"))
@@ -57,12 +77,13 @@ def test_detached_campaign_hands_over_and_labels_as_attached(
     config = write_config(tmp_path / "cu-tiny.yaml")
     workdir = tmp_path / "detached"
     site = detached_site(tmp_path / "site.yaml", flavor)
+    watcher = DependencyWatcher()
+    watcher.start()
     submitted = run_cli("submit", config, "--site", site, "--workdir", workdir, cwd=tmp_path)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     assert "driver job" in submitted.stdout and "submitted" in submitted.stdout
 
     attached = finished_campaign(tmp_path_factory)  # meanwhile (built once per session)
-    seen_pending: set[str] = set()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         state = load_state(workdir) if (workdir / "state.json").exists() else None
@@ -70,15 +91,13 @@ def test_detached_campaign_hands_over_and_labels_as_attached(
             chain = read_chain(workdir)
             if chain and "end" in chain["jobs"][-1]:
                 break
-        queue = subprocess.run(["squeue", "-h", "-o", "%i %j %T %r"], capture_output=True,
-                               text=True).stdout
-        seen_pending |= {line.split()[0] for line in queue.splitlines()
-                         if "pyace-driver" in line and "Dependency" in line}
         time.sleep(1)
     else:
+        watcher.done.set()
         pytest.fail(f"the detached campaign did not finish in 300 s:\n"
                     f"{run_cli('status', '--workdir', workdir).stdout}")
 
+    watcher.done.set()
     chain = read_chain(workdir)
     assert chain is not None
     jobs = chain["jobs"]
@@ -86,7 +105,8 @@ def test_detached_campaign_hands_over_and_labels_as_attached(
     for before, after in zip(jobs, jobs[1:]):
         assert before["end"] == f"handed over to {after['job_id']}"
         assert after["after"] == before["job_id"]  # sbatch --dependency=afterany:<before>
-    assert seen_pending, "no successor was seen pending on its dependency in squeue"
+    successors = {job["job_id"].split(".")[0] for job in jobs[1:]}
+    assert watcher.seen_pending & successors, "no successor was seen pending on its dependency"
     assert "max_dft_calls" in jobs[-1]["end"] or "budget" in jobs[-1]["end"], jobs[-1]
     assert all(job["host"] for job in jobs)
     status = run_cli("status", "--workdir", workdir)
