@@ -100,18 +100,16 @@ def is_ground_state_property(generator: str) -> bool:
 
 
 def hold_out_tier(generator: str) -> int:
-    """How reluctantly a labelled structure is held out of the fits (validation set, test
-    split): -1 always (a cold start's ``heldout`` cell), 0 any structure, 1 a ground-state
-    property cell (EOS and strain series, a few cells per modulus), 2 a phonon
-    displacement cell (the only data on its q-point)."""
+    """Whether a labelled structure may be held out of the fits (validation set, test
+    split): -1 always held out (a cold start's ``heldout`` cell), 1 never (a ground-state
+    property cell or a phonon displacement cell: what B0, Cij and the phonons are learned
+    from, a few cells per modulus or q-point), 0 any other structure."""
     base, _, kind = generator.partition("+")
     if not base.endswith("-reference"):
         return 0
     if kind.startswith(HELDOUT_KIND):
         return -1
-    if kind.startswith(GROUND_STATE_KINDS):
-        return 1
-    return 2 if kind.startswith(PHONON_KIND) else 0
+    return 1 if kind.startswith((*GROUND_STATE_KINDS, PHONON_KIND)) else 0
 
 
 def tetragonal_strained(atoms: Atoms, magnitude: float) -> Atoms:

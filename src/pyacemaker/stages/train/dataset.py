@@ -242,7 +242,7 @@ def stage_training_set(source: Path, target: Path, max_force: float | None) -> l
     if frame.empty:
         raise ValueError(f"{source}: every structure has a force above "
                          f"training.max_force_ev_per_a={max_force} eV/A")
-    if excluded:  # gzip without a timestamp: same data, same bytes (a finished fit is reused)
+    if excluded:  # gzip without a timestamp: the same data give the same bytes
         frame.to_pickle(target, compression={"method": "gzip", "mtime": 0}, protocol=4)
     elif source != target:
         shutil.copyfile(source, target)
