@@ -166,6 +166,9 @@ class TrainingSettings(StrictModel):
         None, gt=0, description="If set, ladder fitting adding this many functions a step."
     )
     kappa: float = Field(0.3, ge=0, le=1, description="Force weight in the loss.")
+    l1_coefficients: float = Field(1e-8, ge=0, description="pacemaker's L1_coeffs "
+                                   "(regularisation of the basis coefficients).")
+    l2_coefficients: float = Field(1e-8, ge=0, description="pacemaker's L2_coeffs.")
     max_iterations: int = Field(1500, gt=0, description="BFGS iterations of a full fit "
                                 "(at most: see loss_plateau; 300 were far from converged "
                                 "for Si, docs/training.md).")

@@ -151,3 +151,10 @@ def test_the_basis_shape_is_a_setting_and_its_orders_must_match() -> None:
                                     "nradmax_by_orders": [15, 6, 4, 2]}
     with pytest.raises(ValueError, match="lmax_by_orders .*nradmax_by_orders"):
         TrainingSettings(lmax_by_orders=[0, 3])
+
+
+def test_regularisation_reaches_pacemakers_loss() -> None:
+    loss = pacemaker_input(["Si"], TrainingSettings(l2_coefficients=1e-5), "d", 10)["fit"]["loss"]
+    assert loss["L2_coeffs"] == 1e-5 and loss["L1_coeffs"] == 1e-8
+    with pytest.raises(ValueError, match="l1_coefficients"):
+        TrainingSettings(l1_coefficients=-1)

@@ -42,7 +42,8 @@ def pacemaker_input(elements: list[str], settings: TrainingSettings, dataset: st
         "UNARY": dict(orders), "BINARY": dict(orders), "ALL": dict(orders),
     }
     fit: dict[str, Any] = {
-        "loss": {"kappa": settings.kappa, "L1_coeffs": 1e-8, "L2_coeffs": 1e-8},
+        "loss": {"kappa": settings.kappa, "L1_coeffs": settings.l1_coefficients,
+                 "L2_coeffs": settings.l2_coefficients},
         "optimizer": "BFGS",
         "maxiter": max_iterations,
     }
