@@ -30,7 +30,9 @@ from typing import Any
 import yaml
 
 from pyacemaker.config import load_campaign
+from pyacemaker.programs import ProgramFailed
 from pyacemaker.stages.train.fit import fit_potential
+from pyacemaker.stages.train.outputs import FitFailed
 
 HERE = Path(__file__).resolve().parent
 PBE_REFERENCE = HERE / "data" / "si_pbe_reference.json"
@@ -130,8 +132,13 @@ def main() -> None:
         # (a test split of 3 of the cold start's 33 cells takes its few varied environments)
         training = config.training.model_copy(update={"test_fraction": 0.0})
         print(f"== {name}: {overrides or 'the campaign settings'}", flush=True)
-        record = fit_potential(dataset, config.elements, training,
-                               args.out / name / "fit", seed=seed)
+        try:
+            record = fit_potential(dataset, config.elements, training,
+                                   args.out / name / "fit", seed=seed)
+        except (FitFailed, ProgramFailed) as exc:  # e.g. fewer atoms than basis functions
+            print(f"   failed: {str(exc).splitlines()[0]}", flush=True)
+            rows.append((name, {"B0": "fit failed"}, {}))
+            continue
         validated = subprocess.run(
             [sys.executable, "-m", "pyacemaker.cli", "validate", record.yaml, "--config",
              str(variant_file), "--reference", str(args.reference), "--output",

@@ -31,8 +31,8 @@ def min_distance(atoms: Atoms) -> float:
 
 
 def test_from_one_element_alone() -> None:
-    structures = initial_structures(CampaignConfig(elements=["Cu"]), 46, np.random.default_rng(0))
-    assert len(structures) == 46
+    structures = initial_structures(CampaignConfig(elements=["Cu"]), 52, np.random.default_rng(0))
+    assert len(structures) == 52
     assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in structures)
     assert all(a.info["provenance"] == "coldstart" and a.info["iteration"] == 0
                for a in structures)
@@ -51,14 +51,17 @@ def test_from_one_element_alone() -> None:
     assert all(a.info["generator"].startswith("Cu-reference") for a in structures[:26])
     assert [is_ground_state_property(a.info["generator"]) for a in structures[:26]] == (
         [True] * 13 + [False] * 6 + [True] * 7)
-    # then X and L displacements (no optical mode at Gamma) and the wide EOS
-    assert kinds[26:35] == ["phononX", "phononL-along", "phononL-across"] + [
+    # then X and L displacements (no optical mode at Gamma), transverse ones, the wide EOS
+    assert kinds[26:41] == ["phononX", "phononL-along", "phononL-across", "phononL-t1+",
+                            "phononL-t1-", "phononL-t2+", "phononL-t2-", "phononX-y",
+                            "phononX-x-"] + [
         f"eos{f:.2f}" for f in (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)], kinds
     # then five rattled crystals made for the validation set (always held out)
-    assert kinds[35:40] == [f"heldout{k}" for k in range(5)], kinds
-    assert [hold_out_tier(a.info["generator"]) for a in structures[35:40]] == [-1] * 5
+    assert kinds[41:46] == [f"heldout{k}" for k in range(5)], kinds
+    assert [hold_out_tier(a.info["generator"]) for a in structures[41:46]] == [-1] * 5
+    assert [hold_out_tier(a.info["generator"]) for a in structures[26:35]] == [1] * 9
     assert [is_ground_state_property(a.info["generator"]) for a in structures[26:]] == (
-        [False] * 3 + [True] * 6 + [False] * 11)
+        [False] * 9 + [True] * 6 + [False] * 11)
     ground = structures[0]
     eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
            for a in structures[1:5]]
@@ -69,14 +72,14 @@ def test_from_one_element_alone() -> None:
     assert {"strain", "vacancy"} <= set(Counter(kinds)), kinds
     volumes = [a.get_volume() / len(a) for a in structures if "surface" not in a.info["generator"]]
     assert 9.0 < np.median(volumes) < 14.0  # around fcc Cu's 11.8 A^3/atom
-    assert len({structure_fingerprint(a) for a in structures}) == 46  # all distinct
+    assert len({structure_fingerprint(a) for a in structures}) == 52  # all distinct
 
 
 def test_bulk_only_cold_start_has_no_slab() -> None:
     config = CampaignConfig(elements=["Si"], active_learning={"cold_start_surfaces": False})
-    structures = initial_structures(config, 40, np.random.default_rng(0))
+    structures = initial_structures(config, 46, np.random.default_rng(0))
     kinds = [a.info["generator"].split("+", 1)[1] for a in structures]
-    assert len(structures) == 40 and not any("surface" in k for k in kinds), kinds
+    assert len(structures) == 46 and not any("surface" in k for k in kinds), kinds
     assert kinds[13:17] == ["rattle0.03", "rattle0.10", "vacancy", "hot"]
     # one atom moved 0.03 A in the cells commensurate with Gamma, X and L
     assert kinds[24:28] == ["phononG", "phononX", "phononL-along", "phononL-across"], kinds
@@ -84,12 +87,19 @@ def test_bulk_only_cold_start_has_no_slab() -> None:
     ground, optical = structures[0], structures[24]
     moved = np.linalg.norm(optical.positions - ground.positions, axis=1)
     assert np.allclose(sorted(moved), [0.0, 0.03])
-    assert not any(is_ground_state_property(a.info["generator"]) for a in structures[24:28])
+    assert not any(is_ground_state_property(a.info["generator"]) for a in structures[24:34])
+    # then transverse to q: in the L cell both ways along two directions normal to b1
+    doubled = ground.repeat((2, 1, 1))
+    b1 = np.linalg.inv(np.array(ground.cell)).T[0]
+    shifts = [a.positions[0] - doubled.positions[0] for a in structures[28:32]]
+    assert np.allclose([np.dot(s, b1) for s in shifts], 0.0)
+    assert np.allclose([np.linalg.norm(s) for s in shifts], 0.03)
+    assert np.allclose(shifts[0], -shifts[1]) and np.allclose(shifts[2], -shifts[3])
     # then the EOS out to the ends of the gate's scan, weighted like the rest of it
     wide = (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)
-    assert kinds[28:34] == [f"eos{f:.2f}" for f in wide], kinds
-    assert all(is_ground_state_property(a.info["generator"]) for a in structures[28:34])
-    assert np.allclose([a.get_volume() / ground.get_volume() for a in structures[28:34]], wide)
+    assert kinds[34:40] == [f"eos{f:.2f}" for f in wide], kinds
+    assert all(is_ground_state_property(a.info["generator"]) for a in structures[34:40])
+    assert np.allclose([a.get_volume() / ground.get_volume() for a in structures[34:40]], wide)
     tetragonal = structures[21:24]
     assert [k[:10] for k in kinds[21:24]] == ["tetragonal"] * 3
     # e_xx = -e_yy: volume kept to first order (1 - m^2)
