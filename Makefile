@@ -13,7 +13,7 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup doctor campaign status test bench containers containers-pull containers-push \
+.PHONY: help setup setup-teacher doctor campaign status test bench containers containers-pull containers-push \
         reproduce report package monitor clean
 
 help:
@@ -26,6 +26,11 @@ help:
 setup:
 	@bash scripts/setup.sh
 	@$(MAKE) --no-print-directory doctor
+
+# The teacher of distillation (torch + CHGNet) in its own Python 3.11 venv, .venv-teacher;
+# never imported by the main venv (README, "Distillation").
+setup-teacher:
+	@bash scripts/setup.d/teacher.sh
 
 doctor:
 	@test -x $(PYACE) || { echo "no $(PYACE): run 'make setup' first"; exit 1; }
@@ -41,7 +46,7 @@ campaign: setup
 status:
 	$(PYACE) status --workdir $(WORKDIR)
 
-test: setup
+test: setup setup-teacher
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup
