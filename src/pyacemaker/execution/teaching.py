@@ -1,0 +1,179 @@
+"""The teacher of a distillation through the execution layer: its MD exploration and its
+batch labelling run as external programs (``teacher_runner.py`` in the teacher's own
+environment) on the site's ``teacher`` executor, with the site's launch (container image
+``container.images.teacher`` where the site has one).
+
+``python -m pyacemaker.execution.teaching CONFIG.yaml --site SITE --workdir DIR`` runs
+both (explore, then label into ``DIR/data.db``); rerun after a kill, it resumes: MD
+temperatures whose snapshots exist and chunks whose labels exist are not redone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from ase.build import bulk
+from ase.io import read, write
+
+from pyacemaker.config import SiteConfig, load_site
+from pyacemaker.datastore import DataStore
+from pyacemaker.execution.engine import Engine
+from pyacemaker.programs import ProgramResult
+from pyacemaker.stages.distill.chunks import (
+    Chunk, ChunkPlan, ingest_chunk, plan_chunks, progress_line)
+from pyacemaker.stages.distill.settings import DistillConfig, load_distill
+from pyacemaker.stages.distill.teacher import (
+    TEACHER_ENV, label_argv, md_argv, teacher_python)
+
+log = logging.getLogger(__name__)
+CALLS_LOG = "teacher_calls.jsonl"  # one line per teacher run (the runner appends it)
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    chunks: int
+    labelled_now: int       # chunks the teacher labelled in this run
+    streamed_now: int       # chunks whose existing labels were streamed into the lake
+    structures: int
+    seconds: float
+
+
+def _python(site: SiteConfig) -> str:
+    return teacher_python(site.programs.teacher_python,
+                          in_container=site.container.runtime != "none")
+
+
+def start_structures(config: DistillConfig) -> list:
+    """The start structures of the teacher MD: the configured files (every frame), else
+    each element's conventional bulk cell; repeated by ``start_supercell``."""
+    if config.start_structures:
+        starts = [a for path in config.start_structures for a in read(path, index=":")]
+    else:
+        starts = [bulk(element, cubic=True) for element in config.elements]
+    return [atoms.repeat(config.start_supercell) for atoms in starts]
+
+
+def explore_with_teacher(engine: Engine, config: DistillConfig, folder: Path) -> Path:
+    """Teacher MD, one task per temperature (its walkers inside), in parallel on the
+    teacher executor; ``folder/snapshots.extxyz`` holds every snapshot. A temperature whose
+    snapshots exist is not run again."""
+    folder.mkdir(parents=True, exist_ok=True)
+    snapshots = folder / "snapshots.extxyz"
+    if snapshots.is_file():
+        return snapshots
+    starts = folder / "starts.extxyz"
+    write(starts, start_structures(config), format="extxyz")
+    python, futures = _python(engine.site), []
+    outputs = []
+    for i, temperature in enumerate(config.md.temperatures_K):
+        task = folder / f"md_T{temperature:g}"
+        output = task / "snapshots.extxyz"
+        outputs.append(output)
+        if output.is_file():
+            continue
+        argv = md_argv(python, config.teacher, config.md, temperature, config.md.seed + i,
+                       starts, output, folder / CALLS_LOG)
+        futures.append(engine.run_program("teacher", argv, task, config.teacher.timeout_s,
+                                          tool="teacher", env=TEACHER_ENV))
+    for future in futures:
+        future.result()
+    frames = [atoms for output in outputs for atoms in read(output, index=":")]
+    tmp = snapshots.with_name(f"snapshots.tmp.{os.getpid()}.extxyz")
+    write(tmp, frames, format="extxyz")
+    os.replace(tmp, snapshots)
+    print(f"[teacher] MD: {len(frames)} snapshots at {config.md.temperatures_K} K", flush=True)
+    return snapshots
+
+
+def label_with_teacher(engine: Engine, config: DistillConfig, source: Path, folder: Path,
+                       lake: DataStore,
+                       progress: Callable[[str], None] = print) -> LabelSummary:
+    """Label ``source`` in chunks of ``labelling.chunk_size`` on the teacher executor, at
+    most ``max_chunks_in_flight`` at once, streaming each finished chunk into ``lake``."""
+    start = time.monotonic()
+    plan: ChunkPlan = plan_chunks(source, folder, config.labelling.chunk_size)
+    res = engine.site.resources["teacher"]
+    bound = config.labelling.max_chunks_in_flight or res.max_parallel_tasks * res.max_blocks
+    python = _python(engine.site)
+    finished = structures = labelled_now = streamed_now = 0
+
+    def finish(chunk: Chunk, relabelled: bool) -> None:
+        nonlocal finished, structures
+        ingest_chunk(lake, chunk)
+        finished += 1
+        structures += chunk.size
+        progress(progress_line(plan, chunk, finished, structures,
+                               time.monotonic() - start, relabelled))
+
+    pending: list[Chunk] = []
+    for chunk in plan.chunks:
+        if chunk.ingested():
+            finished += 1
+            structures += chunk.size
+        elif chunk.labelled():
+            finish(chunk, relabelled=False)
+            streamed_now += 1
+        else:
+            pending.append(chunk)
+    if finished and pending:
+        progress(f"[teacher] resuming: {finished}/{len(plan.chunks)} chunks already done")
+    in_flight: dict[Future[ProgramResult], Chunk] = {}
+    while pending or in_flight:
+        while pending and len(in_flight) < bound:
+            chunk = pending.pop(0)
+            argv = label_argv(python, config.teacher, chunk.input, chunk.labels,
+                              folder / CALLS_LOG)
+            future = engine.run_program("teacher", argv, chunk.folder,
+                                        config.teacher.timeout_s, tool="teacher",
+                                        env=TEACHER_ENV)
+            in_flight[future] = chunk
+        done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+        for future in done:
+            chunk = in_flight.pop(future)
+            future.result()  # a failed teacher run raises ProgramFailed: rerun resumes
+            finish(chunk, relabelled=True)
+            labelled_now += 1
+    return LabelSummary(len(plan.chunks), labelled_now, streamed_now, plan.structures,
+                        time.monotonic() - start)
+
+
+def distill_labels(config_path: Path, site_path: Path, workdir: Path) -> LabelSummary:
+    """Explore with the teacher, then label every snapshot into ``workdir/data.db``."""
+    config, site = load_distill(config_path), load_site(site_path)
+    workdir.mkdir(parents=True, exist_ok=True)
+    with Engine(site, workdir / "parsl") as engine:
+        snapshots = explore_with_teacher(engine, config, workdir / "teacher_md")
+        lake = DataStore(workdir / "data.db")
+        summary = label_with_teacher(engine, config, snapshots, workdir / "teacher_labels",
+                                     lake)
+    print(f"[teacher] done: {summary.structures} structures in {summary.chunks} chunks "
+          f"({summary.labelled_now} labelled now, {summary.streamed_now} streamed in) in "
+          f"{summary.seconds:.1f} s", flush=True)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--site", default="local")
+    parser.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    from pyacemaker.logs import setup_logging
+    from pyacemaker.sites import resolve_site
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    setup_logging(args.workdir)  # Parsl's DEBUG lines go to the folder's log, not here
+    distill_labels(args.config, resolve_site(args.site), args.workdir)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
