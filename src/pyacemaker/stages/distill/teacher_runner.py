@@ -151,18 +151,19 @@ def write_atomic(path: Path, frames: list[Atoms], report: dict[str, Any]) -> Non
         os.replace(tmp, target)
 
 
-def log_call(args: argparse.Namespace, teacher: Teacher, n: int) -> None:
-    if not args.calls_log:
+def log_call(args: argparse.Namespace) -> None:
+    """One JSON line per started teacher run, before the model loads (a run killed at any
+    moment is counted)."""
+    if not args.calls_log or args.command == "info":
         return
-    line = json.dumps({"command": args.command, "input": str(args.input), "structures": n,
-                       "pid": os.getpid(), "time": time.time(), **teacher.report()})
+    line = json.dumps({"command": args.command, "input": str(args.input),
+                       "teacher": args.teacher, "pid": os.getpid(), "time": time.time()})
     with open(args.calls_log, "a") as handle:  # O_APPEND: one line per call, never mixed
         handle.write(line + "\n")
 
 
 def command_label(args: argparse.Namespace, teacher: Teacher) -> dict[str, Any]:
     structures = read(args.input, index=":", format="extxyz")
-    log_call(args, teacher, len(structures))
     start = time.monotonic()
     results = teacher.evaluate(structures)
     frames = []
@@ -185,7 +186,6 @@ def command_md(args: argparse.Namespace, teacher: Teacher) -> dict[str, Any]:
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary
 
     starts = read(args.input, index=":", format="extxyz")
-    log_call(args, teacher, len(starts))
     rng = np.random.default_rng(args.seed)
     frames: list[Atoms] = []
     walkers = []
@@ -245,6 +245,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    log_call(args)
     teacher = Teacher(args)
     if args.command == "info":
         report = teacher.report()
