@@ -14,7 +14,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
 .PHONY: help setup setup-teacher doctor campaign status test bench containers containers-pull containers-push \
-        reproduce report package monitor clean
+        reproduce report package monitor clean distill
 
 help:
 	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...] [DETACH=1]"
@@ -42,6 +42,11 @@ lammps-pace:
 # DETACH=1: the driver itself runs as a chain of batch jobs (pyacemaker submit; docs/cluster.md)
 campaign: setup
 	$(PYACE) $(if $(DETACH),submit,run) $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
+
+# Distillation (issue 18, in progress): teacher MD, batch labelling, base ACE (README)
+DISTILL_CONFIG ?= examples/distill/si-chgnet.yaml
+distill: setup setup-teacher
+	$(PYACE) distill $(DISTILL_CONFIG) --site $(SITE) --workdir $(if $(filter command line,$(origin WORKDIR)),$(WORKDIR),campaigns/distill-$(basename $(notdir $(DISTILL_CONFIG))))
 
 status:
 	$(PYACE) status --workdir $(WORKDIR)

@@ -103,7 +103,7 @@ def test_teacher_md_on_the_teacher_executor(python: str, tmp_path: Path) -> None
 
 def _driver(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pyacemaker.execution.teaching", str(config),
+        [sys.executable, "-m", "pyacemaker.cli", "distill", str(config),
          "--site", "local", "--workdir", str(workdir)],
         stdout=open(workdir / "driver.out", "ab"), stderr=subprocess.STDOUT,
         cwd=workdir)
@@ -117,7 +117,8 @@ def test_kill_during_labelling_resumes_without_relabelling(python: str,
     write(workdir / "teacher_md" / "snapshots.extxyz", rattled(20), format="extxyz")
     config = tmp_path / "distill.yaml"
     config.write_text("elements: [Si]\nteacher: {batch_size: 4}\n"
-                      "labelling: {chunk_size: 4, max_chunks_in_flight: 1}\n")
+                      "labelling: {chunk_size: 4, max_chunks_in_flight: 1}\n"
+                      "fit_base: false\n")
     labels = workdir / "teacher_labels"
     driver = _driver(config, workdir)
     deadline = time.monotonic() + 240

@@ -3,21 +3,23 @@ batch labelling run as external programs (``teacher_runner.py`` in the teacher's
 environment) on the site's ``teacher`` executor, with the site's launch (container image
 ``container.images.teacher`` where the site has one).
 
-``python -m pyacemaker.execution.teaching CONFIG.yaml --site SITE --workdir DIR`` runs
-both (explore, then label into ``DIR/data.db``); rerun after a kill, it resumes: MD
-temperatures whose snapshots exist and chunks whose labels exist are not redone.
+``pyacemaker distill CONFIG.yaml --site SITE --workdir DIR`` (or ``python -m
+pyacemaker.execution.teaching ...``) explores, labels into ``DIR/data.db`` and fits the
+base ACE; rerun after a kill, it resumes: MD temperatures whose snapshots exist, chunks
+whose labels exist and a finished identical fit are not redone.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from ase.build import bulk
@@ -25,10 +27,12 @@ from ase.io import read, write
 
 from pyacemaker.config import SiteConfig, load_site
 from pyacemaker.datastore import DataStore
-from pyacemaker.execution.engine import Engine
+from pyacemaker.execution.engine import Engine, launch_for
 from pyacemaker.programs import ProgramResult
 from pyacemaker.stages.distill.chunks import (
     Chunk, ChunkPlan, ingest_chunk, plan_chunks, progress_line)
+from pyacemaker.stages.distill.base import (
+    TeacherErrors, errors_against_teacher, fit_base, hold_out)
 from pyacemaker.stages.distill.settings import DistillConfig, load_distill
 from pyacemaker.stages.distill.teacher import (
     TEACHER_ENV, label_argv, md_argv, teacher_python)
@@ -145,8 +149,28 @@ def label_with_teacher(engine: Engine, config: DistillConfig, source: Path, fold
                         time.monotonic() - start)
 
 
-def distill_labels(config_path: Path, site_path: Path, workdir: Path) -> LabelSummary:
-    """Explore with the teacher, then label every snapshot into ``workdir/data.db``."""
+def fit_base_on_train(engine: Engine, config: DistillConfig, lake: DataStore,
+                      folder: Path) -> TeacherErrors:
+    """The base ACE on the teacher's labels, a Parsl app on the train executor (pacemaker
+    with the site's train launch); its errors against the held-out teacher structures
+    go to ``folder/base_errors.json``."""
+    train, held_out = hold_out(lake, config.held_out_fraction)
+    launch = launch_for(engine.site, "train")
+    record = engine.submit("train", fit_base, train, config.elements, config.training,
+                           folder, launch, engine.site.programs.pacemaker).result()
+    errors = errors_against_teacher(record, held_out)
+    text = json.dumps({**asdict(errors), "train_structures": len(train),
+                       "potential": record.yaml}, indent=1)
+    (folder / "base_errors.json").write_text(text)
+    print(f"[base] ACE on {len(train)} teacher labels: {errors.energy_rmse_mev_per_atom:.1f} "
+          f"meV/atom, {errors.force_rmse_ev_per_a:.3f} eV/A on {errors.structures} held-out "
+          f"teacher structures ({record.yaml})", flush=True)
+    return errors
+
+
+def distill(config_path: Path, site_path: Path, workdir: Path) -> LabelSummary:
+    """Explore with the teacher, label every snapshot into ``workdir/data.db``, then (with
+    ``fit_base``) fit the base ACE."""
     config, site = load_distill(config_path), load_site(site_path)
     workdir.mkdir(parents=True, exist_ok=True)
     with Engine(site, workdir / "parsl") as engine:
@@ -154,25 +178,21 @@ def distill_labels(config_path: Path, site_path: Path, workdir: Path) -> LabelSu
         lake = DataStore(workdir / "data.db")
         summary = label_with_teacher(engine, config, snapshots, workdir / "teacher_labels",
                                      lake)
-    print(f"[teacher] done: {summary.structures} structures in {summary.chunks} chunks "
-          f"({summary.labelled_now} labelled now, {summary.streamed_now} streamed in) in "
-          f"{summary.seconds:.1f} s", flush=True)
+        print(f"[teacher] done: {summary.structures} structures in {summary.chunks} chunks "
+              f"({summary.labelled_now} labelled now, {summary.streamed_now} streamed in) "
+              f"in {summary.seconds:.1f} s", flush=True)
+        if config.fit_base:
+            fit_base_on_train(engine, config, lake, workdir / "base")
     return summary
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", type=Path)
-    parser.add_argument("--site", default="local")
-    parser.add_argument("--workdir", type=Path, required=True)
-    args = parser.parse_args(argv)
-    from pyacemaker.logs import setup_logging
-    from pyacemaker.sites import resolve_site
+    from pyacemaker.distill_command import add_distill_command
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    setup_logging(args.workdir)  # Parsl's DEBUG lines go to the folder's log, not here
-    distill_labels(args.config, resolve_site(args.site), args.workdir)
-    return 0
+    parser = argparse.ArgumentParser(prog="pyacemaker")
+    add_distill_command(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["distill", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

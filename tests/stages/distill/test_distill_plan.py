@@ -36,6 +36,12 @@ def test_defaults_and_relative_files(tmp_path: Path) -> None:
     assert config.start_structures == [tmp_path / "start.extxyz"]
 
 
+def test_shipped_example_loads() -> None:
+    config = load_distill(REPO / "examples" / "distill" / "si-chgnet.yaml")
+    assert config.teacher.model == "chgnet" and config.fit_base
+    assert config.training.number_of_functions_per_element == 64
+
+
 @pytest.mark.parametrize(("text", "field", "words"), [
     ("elements: [Si]\nteacher: {batch_sise: 4}\n", "teacher.batch_sise", "unknown key"),
     ("elements: [Si]\nteacher: {model: mace}\n", "teacher.model", "module:factory"),

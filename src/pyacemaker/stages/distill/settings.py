@@ -11,6 +11,7 @@ from typing import Literal
 from ase.data import atomic_numbers
 from pydantic import Field, field_validator, model_validator
 
+from pyacemaker.config import TrainingSettings
 from pyacemaker.config_base import ConfigError, StrictModel
 
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -89,6 +90,11 @@ class LabellingSettings(StrictModel):
         "resources.teacher max_parallel_tasks x max_blocks.")
 
 
+def _base_training() -> TrainingSettings:
+    # data is cheap (the teacher labels thousands): a larger basis than a campaign's
+    return TrainingSettings(number_of_functions_per_element=128)
+
+
 class DistillConfig(StrictModel):
     elements: list[str] = Field(..., min_length=1)
     start_structures: list[Path] = Field(
@@ -98,8 +104,12 @@ class DistillConfig(StrictModel):
     teacher: TeacherSettings = Field(default_factory=TeacherSettings)
     md: TeacherMDSettings = Field(default_factory=TeacherMDSettings)
     labelling: LabellingSettings = Field(default_factory=LabellingSettings)
-    held_out_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the labelled "
+    held_out_fraction: float = Field(0.1, gt=0, lt=1, description="Share of the labelled "
                                      "structures kept out of the base fit (its test set).")
+    fit_base: bool = Field(True, description="Fit the base ACE on the teacher's labels "
+                           "after labelling (resources.train).")
+    training: TrainingSettings = Field(default_factory=_base_training, description="The "
+                                       "base ACE fit (the campaign's training section).")
     mode: Literal["distill"] = "distill"
 
     @field_validator("elements")
