@@ -102,11 +102,12 @@ def test_teacher_md_on_the_teacher_executor(python: str, tmp_path: Path) -> None
 
 
 def _driver(config: Path, workdir: Path) -> subprocess.Popen[bytes]:
+    """``pyacemaker distill`` with a relative --workdir (the teacher runs elsewhere)."""
     return subprocess.Popen(
         [sys.executable, "-m", "pyacemaker.cli", "distill", str(config),
-         "--site", "local", "--workdir", str(workdir)],
+         "--site", "local", "--workdir", workdir.name],
         stdout=open(workdir / "driver.out", "ab"), stderr=subprocess.STDOUT,
-        cwd=workdir)
+        cwd=workdir.parent)
 
 
 @pytest.mark.slow

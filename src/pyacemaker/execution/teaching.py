@@ -69,6 +69,7 @@ def explore_with_teacher(engine: Engine, config: DistillConfig, folder: Path) ->
     """Teacher MD, one task per temperature (its walkers inside), in parallel on the
     teacher executor; ``folder/snapshots.extxyz`` holds every snapshot. A temperature whose
     snapshots exist is not run again."""
+    folder = folder.resolve()  # the teacher runs in its task folder: absolute paths only
     folder.mkdir(parents=True, exist_ok=True)
     snapshots = folder / "snapshots.extxyz"
     if snapshots.is_file():
@@ -103,6 +104,7 @@ def label_with_teacher(engine: Engine, config: DistillConfig, source: Path, fold
     """Label ``source`` in chunks of ``labelling.chunk_size`` on the teacher executor, at
     most ``max_chunks_in_flight`` at once, streaming each finished chunk into ``lake``."""
     start = time.monotonic()
+    folder, source = folder.resolve(), source.resolve()  # the teacher runs in its folder
     plan: ChunkPlan = plan_chunks(source, folder, config.labelling.chunk_size)
     res = engine.site.resources["teacher"]
     bound = config.labelling.max_chunks_in_flight or res.max_parallel_tasks * res.max_blocks
@@ -172,6 +174,7 @@ def distill(config_path: Path, site_path: Path, workdir: Path) -> LabelSummary:
     """Explore with the teacher, label every snapshot into ``workdir/data.db``, then (with
     ``fit_base``) fit the base ACE."""
     config, site = load_distill(config_path), load_site(site_path)
+    workdir = workdir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     with Engine(site, workdir / "parsl") as engine:
         snapshots = explore_with_teacher(engine, config, workdir / "teacher_md")
