@@ -170,3 +170,22 @@ def test_kill_during_labelling_resumes_without_relabelling(python: str,
     assert {r.teacher_model for r in rows} == {"CHGNet 0.3.0 (chgnet 0.4.2)"}
     assert all(r.status == "labelled" and r.forces.shape == (8, 3) for r in rows)
     assert RUNNER.is_file()
+
+
+def test_failing_teacher_leaves_the_chunk_to_redo(python: str, tmp_path: Path) -> None:
+    """A teacher that cannot load fails the labelling with its output; nothing is in the
+    lake and the chunk has no labels (a rerun labels it)."""
+    from pyacemaker.execution.teaching import label_with_teacher
+    from pyacemaker.programs import ProgramFailed
+
+    source = tmp_path / "structures.extxyz"
+    write(source, rattled(3), format="extxyz")
+    config = DistillConfig.model_validate({"elements": ["Si"], "fit_base": False,
+                                           "teacher": {"model": "no_such_module:Teacher"}})
+    lake = DataStore(tmp_path / "data.db")
+    with Engine(load_site(REPO / "site_configs" / "local.yaml"), tmp_path / "parsl") as engine:
+        with pytest.raises(ProgramFailed, match="No module named 'no_such_module'"):
+            label_with_teacher(engine, config, source, tmp_path / "labels", lake)
+    chunk = tmp_path / "labels" / "chunk_0000"
+    assert (chunk / "input.extxyz").is_file() and not (chunk / "labels.extxyz").exists()
+    assert not list(chunk.glob("*.tmp.*")) and lake.count() == 0
