@@ -109,14 +109,15 @@ def label_with_teacher(engine: Engine, config: DistillConfig, source: Path, fold
     res = engine.site.resources["teacher"]
     bound = config.labelling.max_chunks_in_flight or res.max_parallel_tasks * res.max_blocks
     python = _python(engine.site)
-    finished = structures = labelled_now = streamed_now = 0
+    finished = structures = labelled_now = streamed_now = by_teacher = 0
 
     def finish(chunk: Chunk, relabelled: bool) -> None:
-        nonlocal finished, structures
+        nonlocal finished, structures, by_teacher
         ingest_chunk(lake, chunk)
         finished += 1
         structures += chunk.size
-        progress(progress_line(plan, chunk, finished, structures,
+        by_teacher += chunk.size if relabelled else 0
+        progress(progress_line(plan, chunk, finished, structures, by_teacher,
                                time.monotonic() - start, relabelled))
 
     pending: list[Chunk] = []

@@ -14,7 +14,7 @@ from ase.io import write
 from pyacemaker.config import ConfigError, ContainerSettings, SiteConfig, load_site
 from pyacemaker.execution import launch_for
 from pyacemaker.stages.distill import teacher as teacher_module
-from pyacemaker.stages.distill.chunks import ChunkPlanMismatch, plan_chunks
+from pyacemaker.stages.distill.chunks import ChunkPlanMismatch, plan_chunks, progress_line
 from pyacemaker.stages.distill.settings import TeacherSettings, load_distill
 from pyacemaker.stages.distill.teacher import (
     RUNNER, TeacherEnvironmentMissing, label_argv, teacher_python)
@@ -115,3 +115,14 @@ def test_plan_deduplicates_keeps_its_files_and_refuses_other_input(tmp_path: Pat
     assert manifest["chunks"] == [["chunk_0000", 3], ["chunk_0001", 3], ["chunk_0002", 1]]
     with pytest.raises(ChunkPlanMismatch, match="chunk size 3"):
         plan_chunks(source, tmp_path / "labels", chunk_size=4)
+
+
+def test_progress_line_counts_this_runs_teacher_work(tmp_path: Path) -> None:
+    source = tmp_path / "s.extxyz"
+    write(source, [bulk("Si", cubic=True).repeat((1, 1, n)) for n in (1, 2, 3, 4)])
+    plan = plan_chunks(source, tmp_path / "labels", chunk_size=2)
+    line = progress_line(plan, plan.chunks[0], 1, 2, 2, 4.0, relabelled=True)
+    assert line == ("[teacher] chunk 1/2 (chunk_0000, 2 structures labelled): 2/4 "
+                    "structures, 0.50/s, ~4 s left")
+    resumed = progress_line(plan, plan.chunks[1], 2, 4, 0, 0.1, relabelled=False)
+    assert "already labelled, streamed in" in resumed and "s left" not in resumed

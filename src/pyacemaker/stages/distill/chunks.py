@@ -166,9 +166,10 @@ def lake_id(lake: DataStore, atoms: Atoms) -> int:
 
 
 def progress_line(plan: ChunkPlan, chunk: Chunk, finished: int, structures: int,
-                  seconds: float, relabelled: bool) -> str:
-    """One line per finished chunk: count, structures, throughput, time left."""
-    rate = structures / seconds if seconds > 0 else 0.0
+                  labelled_now: int, seconds: float, relabelled: bool) -> str:
+    """One line per finished chunk: count, structures, the teacher's throughput in this
+    run (``labelled_now`` structures in ``seconds``) and the time left at that rate."""
+    rate = labelled_now / seconds if seconds > 0 else 0.0
     left = plan.structures - structures
     eta = f", ~{left / rate:.0f} s left" if rate > 0 and left else ""
     how = "labelled" if relabelled else "already labelled, streamed in"
