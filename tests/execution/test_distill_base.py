@@ -49,6 +49,10 @@ def test_base_ace_on_teacher_labels(tmp_path: Path) -> None:
         summary = label_with_teacher(engine, config, source, tmp_path / "labels", lake,
                                      progress=lines.append)
         errors = fit_base_on_train(engine, config, lake, tmp_path / "base")  # train executor
+        log = tmp_path / "base" / "fit" / "log.txt"
+        fitted = log.stat().st_mtime_ns
+        again = fit_base_on_train(engine, config, lake, tmp_path / "base")
+    assert again == errors and log.stat().st_mtime_ns == fitted  # the finished fit reused
     assert (summary.chunks, summary.labelled_now, summary.structures) == (3, 3, 60)
     assert len(lines) == 3 and lines[-1].startswith("[teacher] chunk 3/3")
     train, held_out = hold_out(lake, 0.1)  # the split made by the fit, kept in the lake

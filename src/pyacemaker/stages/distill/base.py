@@ -3,6 +3,8 @@ labels in the data lake, judged against teacher structures held out of the fit."
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,9 +52,26 @@ def fit_base(train: list[Atoms], elements: list[str], settings: TrainingSettings
     """pacemaker on the teacher's labels (per-element reference energies from a
     composition fit of the teacher's energies); a finished identical fit is reused."""
     references = composition_fit_energies(train, elements)
-    dataset = write_training_set(train, workdir / "teacher_train.pckl.gzip", references)
-    return fit_potential(dataset, elements, settings, workdir / "fit", launch=launch,
-                         reference_energies=references, executable=executable)
+    dataset = workdir / "teacher_train.pckl.gzip"
+    key = _training_key(train, references)
+    key_file = workdir / "teacher_train.key"
+    # the fit is reused when its dataset's bytes are the same, and re-pickling the same
+    # structures gives other bytes (gzip header): write it only when the structures changed
+    if not (dataset.is_file() and key_file.is_file() and key_file.read_text() == key):
+        dataset = write_training_set(train, dataset, references)
+        key_file.write_text(key)
+    return fit_potential(dataset.resolve(), elements, settings, workdir / "fit",
+                         launch=launch, reference_energies=references,
+                         executable=executable)
+
+
+def _training_key(train: list[Atoms], references: dict[str, float]) -> str:
+    """A digest of the training structures and labels (row fingerprints and energies)."""
+    digest = hashlib.sha256(json.dumps(references, sort_keys=True).encode())
+    for atoms in train:
+        digest.update(f"{atoms.info.get('fingerprint')}:{atoms.get_potential_energy():.8f};"
+                      .encode())
+    return digest.hexdigest()
 
 
 def errors_against_teacher(record: PotentialRecord, structures: list[Atoms]) -> TeacherErrors:
