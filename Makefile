@@ -13,8 +13,8 @@ export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: help setup doctor campaign status test bench containers containers-pull containers-push \
-        reproduce report package monitor clean
+.PHONY: help setup setup-teacher doctor campaign status test bench containers containers-pull containers-push \
+        reproduce report package monitor clean distill
 
 help:
 	@echo "make campaign [SITE=local|cluster|pbs] [CONFIG=examples/...yaml] [WORKDIR=...] [DETACH=1]"
@@ -27,6 +27,11 @@ setup:
 	@bash scripts/setup.sh
 	@$(MAKE) --no-print-directory doctor
 
+# The teacher of distillation (torch + CHGNet) in its own Python 3.11 venv, .venv-teacher;
+# never imported by the main venv (README, "Distillation").
+setup-teacher:
+	@bash scripts/setup.d/teacher.sh
+
 doctor:
 	@test -x $(PYACE) || { echo "no $(PYACE): run 'make setup' first"; exit 1; }
 	@$(PYACE) doctor $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
@@ -38,10 +43,15 @@ lammps-pace:
 campaign: setup
 	$(PYACE) $(if $(DETACH),submit,run) $(CONFIG) --site site_configs/$(SITE).yaml --workdir $(WORKDIR)
 
+# Distillation (issue 18, in progress): teacher MD, batch labelling, base ACE (README)
+DISTILL_CONFIG ?= examples/distill/si-chgnet.yaml
+distill: setup setup-teacher
+	$(PYACE) distill $(DISTILL_CONFIG) --site $(SITE) --workdir $(if $(filter command line,$(origin WORKDIR)),$(WORKDIR),campaigns/distill-$(basename $(notdir $(DISTILL_CONFIG))))
+
 status:
 	$(PYACE) status --workdir $(WORKDIR)
 
-test: setup
+test: setup setup-teacher
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -79,5 +79,7 @@ install_debian_packages
 install_venv
 for step in scripts/setup.d/*.sh; do
     [[ -e "$step" ]] || continue
+    # the teacher environment (distillation) is its own target: make setup-teacher
+    [[ "$(basename "$step")" == teacher.sh ]] && continue
     bash "$step"
 done

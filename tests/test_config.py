@@ -34,7 +34,7 @@ def test_shipped_examples_load(example: Path) -> None:
 @pytest.mark.parametrize("site", sorted((REPO / "site_configs").glob("*.yaml")))
 def test_shipped_sites_load(site: Path) -> None:
     cfg = load_site(site)
-    assert set(cfg.resources) == {"dft", "train", "md", "light"}
+    assert set(cfg.resources) == {"dft", "train", "md", "light", "teacher"}
 
 
 def test_typo_names_file_and_field_path(tmp_path: Path) -> None:

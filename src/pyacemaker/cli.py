@@ -318,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_release_commands(sub)
     add_image_commands(sub)
     add_reproduce_command(sub)
+    from pyacemaker.distill_command import add_distill_command
+
+    add_distill_command(sub)
     return parser
 
 

@@ -9,9 +9,10 @@ from pydantic import Field, field_validator, model_validator
 
 from pyacemaker.config_base import StrictModel
 
-StageClass = Literal["dft", "train", "md", "light"]
-STAGE_CLASSES: tuple[StageClass, ...] = ("dft", "train", "md", "light")
-Tool = Literal["qe", "lammps-ace", "pacemaker", "eon"]
+# teacher: a foundation model (distillation) in its own environment, GPUs on clusters
+StageClass = Literal["dft", "train", "md", "light", "teacher"]
+STAGE_CLASSES: tuple[StageClass, ...] = ("dft", "train", "md", "light", "teacher")
+Tool = Literal["qe", "lammps-ace", "pacemaker", "eon", "teacher"]
 
 
 class StageResources(StrictModel):
@@ -139,6 +140,10 @@ class ProgramSettings(StrictModel):
     )
     pacemaker: str = "pacemaker"
     eonclient: str = "eonclient"
+    teacher_python: str | None = Field(
+        None, description="Python of the teacher environment (torch + the foundation model) "
+        "that runs teacher_runner.py; None: this checkout's .venv-teacher (make "
+        "setup-teacher). In a container (container.images.teacher): a name inside it.")
     mpirun: dict[Tool, str] = Field(
         default_factory=dict,
         description="MPI launcher per tool when mpi_launcher is mpirun (default 'mpirun'). "

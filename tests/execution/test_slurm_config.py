@@ -21,7 +21,7 @@ def test_slurm_site_becomes_executors_with_its_settings(tmp_path: Path) -> None:
     site = load_site(REPO / "site_configs" / "test-slurm.yaml")
     config = factory_for("slurm")(site, tmp_path)
     by_label = {e.label: e for e in config.executors}
-    assert set(by_label) == {"dft", "train", "md", "light"}
+    assert set(by_label) == {"dft", "train", "md", "light", "teacher"}
     dft = by_label["dft"]
     assert (dft.heartbeat_period, dft.heartbeat_threshold) == (2, 8)
     assert dft.provider.status_polling_interval == 2

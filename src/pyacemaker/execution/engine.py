@@ -22,6 +22,7 @@ T = TypeVar("T")
 
 TOOL_OF_STAGE: dict[StageClass, Tool] = {
     "dft": "qe", "train": "pacemaker", "md": "lammps-ace", "light": "pacemaker",
+    "teacher": "teacher",
 }
 
 

@@ -21,6 +21,7 @@ _PROBES: dict[str, tuple[str, str]] = {
     "pacemaker": ("pacemaker/pyace", r"pacemaker/pyace version:\s*(\S+)"),
     "lammps-ace": ("LAMMPS", r"Simulator - (.+?)\s*$"),
     "eon": ("eonclient", r"(\S.*?)\s*$"),
+    "teacher": ("python", r"Python (\S+)"),
 }
 
 
@@ -31,6 +32,8 @@ def probe_argv(tool: Tool, programs: ProgramSettings) -> list[str]:
         return [programs.pacemaker, "--version"]
     if tool == "lammps-ace":
         return [programs.lmp or "lmp", "-h"]
+    if tool == "teacher":
+        return [programs.teacher_python or "python3", "--version"]
     return [programs.eonclient, "--version"]
 
 
