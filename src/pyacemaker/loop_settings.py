@@ -14,8 +14,8 @@ class ActiveLearningSettings(StrictModel):
     gamma_lower: float = Field(2.0, gt=0, description="Frames above are candidates.")
     gamma_upper: float = Field(5.0, gt=0, description="Exploration halts above this.")
     initial_structures: int = Field(
-        47, gt=0, description="Cold-start DFT budget (the property cells of one element's "
-        "ground state are 45 for Si, 47 with its two surface slabs: docs/training.md).")
+        55, gt=0, description="Cold-start DFT budget (the property cells of one element's "
+        "ground state are 53 for Si, 55 with its two surface slabs: docs/training.md).")
     cold_start_surfaces: bool = Field(
         True, description="Low-index surface slabs in the cold start. Slabs with vacuum are "
         "its costliest DFT (a 16-atom Si slab at 30 Ry: ~12 min of pw.x on one core); off "

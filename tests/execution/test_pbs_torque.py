@@ -87,4 +87,4 @@ def test_cluster_and_pbs_site_files_load() -> None:
     cluster = load_site(REPO / "site_configs" / "cluster.yaml")
     assert cluster.scheduler == "slurm" and cluster.partition
     assert cluster.container.runtime == "apptainer"
-    assert set(cluster.container.images) == {"qe", "lammps-ace", "pacemaker", "eon"}
+    assert set(cluster.container.images) == {"qe", "lammps-ace", "pacemaker", "eon", "teacher"}

@@ -14,7 +14,7 @@ from ase.neighborlist import neighbor_list
 
 from pyacemaker.config import CampaignConfig
 from pyacemaker.datastore import structure_fingerprint
-from pyacemaker.stages.coldstart import hold_out_tier, is_ground_state_property
+from pyacemaker.stages.coldstart import VARIED_RATTLES, hold_out_tier, is_ground_state_property
 from pyacemaker.stages.halt_candidates import candidates_around
 from pyacemaker.stages.generate import (
     GenerationError,
@@ -31,8 +31,8 @@ def min_distance(atoms: Atoms) -> float:
 
 
 def test_from_one_element_alone() -> None:
-    structures = initial_structures(CampaignConfig(elements=["Cu"]), 52, np.random.default_rng(0))
-    assert len(structures) == 52
+    structures = initial_structures(CampaignConfig(elements=["Cu"]), 60, np.random.default_rng(0))
+    assert len(structures) == 60
     assert all(set(a.get_chemical_symbols()) == {"Cu"} for a in structures)
     assert all(a.info["provenance"] == "coldstart" and a.info["iteration"] == 0
                for a in structures)
@@ -56,12 +56,16 @@ def test_from_one_element_alone() -> None:
                             "phononL-t1-", "phononL-t2+", "phononL-t2-", "phononX-y",
                             "phononX-x-"] + [
         f"eos{f:.2f}" for f in (0.80, 0.86, 1.16, 1.25, 1.33, 1.40)], kinds
+    # then eight rattled conventional cells at volumes near V0 (varied environments)
+    assert [k[:6] for k in kinds[41:49]] == ["varied"] * 8, kinds
+    assert all(len(a) == 8 for a in structures[41:49])  # fcc Cu's conventional cell x 2
+    assert [hold_out_tier(a.info["generator"]) for a in structures[41:49]] == [0] * 8
     # then five rattled crystals made for the validation set (always held out)
-    assert kinds[41:46] == [f"heldout{k}" for k in range(5)], kinds
-    assert [hold_out_tier(a.info["generator"]) for a in structures[41:46]] == [-1] * 5
+    assert kinds[49:54] == [f"heldout{k}" for k in range(5)], kinds
+    assert [hold_out_tier(a.info["generator"]) for a in structures[49:54]] == [-1] * 5
     assert [hold_out_tier(a.info["generator"]) for a in structures[26:35]] == [1] * 9
     assert [is_ground_state_property(a.info["generator"]) for a in structures[26:]] == (
-        [False] * 9 + [True] * 6 + [False] * 11)
+        [False] * 9 + [True] * 6 + [False] * 19)
     ground = structures[0]
     eos = [a.get_volume() / len(a) / (ground.get_volume() / len(ground))
            for a in structures[1:5]]
@@ -72,14 +76,23 @@ def test_from_one_element_alone() -> None:
     assert {"strain", "vacancy"} <= set(Counter(kinds)), kinds
     volumes = [a.get_volume() / len(a) for a in structures if "surface" not in a.info["generator"]]
     assert 9.0 < np.median(volumes) < 14.0  # around fcc Cu's 11.8 A^3/atom
-    assert len({structure_fingerprint(a) for a in structures}) == 52  # all distinct
+    assert len({structure_fingerprint(a) for a in structures}) == 60  # all distinct
+
+
+def ground_volume(structures: list[Atoms]) -> float:
+    return structures[0].get_volume()
 
 
 def test_bulk_only_cold_start_has_no_slab() -> None:
     config = CampaignConfig(elements=["Si"], active_learning={"cold_start_surfaces": False})
-    structures = initial_structures(config, 46, np.random.default_rng(0))
+    structures = initial_structures(config, 53, np.random.default_rng(0))
     kinds = [a.info["generator"].split("+", 1)[1] for a in structures]
-    assert len(structures) == 46 and not any("surface" in k for k in kinds), kinds
+    assert len(structures) == 53 and not any("surface" in k for k in kinds), kinds
+    assert kinds[40:48] == [f"varied{r:.2f}v{v:.2f}" for r, v in VARIED_RATTLES], kinds
+    assert [len(a) for a in structures[40:48]] == [8] * 8
+    assert np.allclose([a.get_volume() / 4 / ground_volume(structures) for a in
+                        structures[40:48]], [v for _, v in VARIED_RATTLES])
+    assert kinds[48:53] == [f"heldout{k}" for k in range(5)], kinds
     assert kinds[13:17] == ["rattle0.03", "rattle0.10", "vacancy", "hot"]
     # one atom moved 0.03 A in the cells commensurate with Gamma, X and L
     assert kinds[24:28] == ["phononG", "phononX", "phononL-along", "phononL-across"], kinds
@@ -111,7 +124,8 @@ def test_bulk_only_cold_start_has_no_slab() -> None:
 
 
 def test_binary_gets_prototypes_alloys_and_both_elements() -> None:
-    structures = initial_structures(CampaignConfig(elements=["Ti", "O"]), 50,
+    # hcp Ti's property cells alone are ~60 (four strain components): then the prototypes
+    structures = initial_structures(CampaignConfig(elements=["Ti", "O"]), 75,
                                     np.random.default_rng(1))
     generators = {a.info["generator"].split("+")[0] for a in structures}
     assert {"TiO-rocksalt", "TiO-cesiumchloride", "TiO-zincblende", "O2-dimer",

@@ -18,6 +18,12 @@ in this order, small and symmetric where possible (k-point cost):
   phonon check compares, and with the forces of the sheared cells the internal strain,
   hence the relaxed-ion C44;
 * the EOS out to the ends of the gate's scan, V/V0 = 0.80, 0.86, 1.16, 1.25, 1.33, 1.40;
+* eight more conventional cells rattled 0.05-0.15 A at V/V0 0.97-1.03 (``varied``): the
+  strained 2-atom cells hold two equivalent atoms each, and without these the 93 atoms of
+  a Si cold start span the B-projections of 64 functions with singular values down to
+  1e-17 of the largest: MD gamma of 1e5 at once, and no room for 128 functions (the Si
+  demo's, which with these cells have the phonons within 2.1 % of converged PBE where 64
+  functions scatter 5-25 %; docs/training.md);
 * five copies of the crystal rattled 0.05 A (2 atoms for Si: cheap), kind ``heldout``:
   always put in the campaign's validation set (``hold_out_tier`` -1), so the cold start's
   fit is judged on at least ``validation.min_validation_structures`` (5) near-equilibrium
@@ -62,6 +68,10 @@ PHONON_DISPLACEMENT_A = 0.03
 GROUND_STATE_KINDS = ("ground", "eos", "elastic", "tetragonal")
 PHONON_KIND = "phonon"
 RATTLES_A = (0.03, 0.10)
+# (rattle A, V/V0) of the varied cells: environments for the fit and the active set
+VARIED_RATTLES = ((0.05, 1.00), (0.07, 0.97), (0.12, 1.03), (0.15, 1.00),
+                  (0.08, 1.02), (0.10, 0.98), (0.06, 1.00), (0.13, 0.99))
+VARIED_KIND = "varied"
 HELDOUT_KIND = "heldout"
 HELDOUT_CELLS = 5
 HELDOUT_RATTLE_A = 0.05
@@ -173,6 +183,11 @@ def property_structures(ground: Atoms, rng: np.random.Generator, max_atoms: int,
                 for magnitude in TETRAGONAL_STRAINS]
     out += phonon_displacements(primitive, max_atoms)
     out += [(f"eos{factor:.2f}", _scaled(primitive, factor)) for factor in WIDE_EOS_FACTORS]
+    if len(bulk_cell) <= max_atoms:
+        for sigma, volume in VARIED_RATTLES:
+            varied = _rattled(_scaled(bulk_cell, volume), rng, sigma)
+            if not too_close(varied):
+                out.append((f"{VARIED_KIND}{sigma:.2f}v{volume:.2f}", varied))
     return out + [(f"{HELDOUT_KIND}{k}", _rattled(primitive, rng, HELDOUT_RATTLE_A))
                   for k in range(HELDOUT_CELLS)]
 
