@@ -12,7 +12,6 @@ Memory: the plan reads the source frame by frame; one chunk is in memory at a ti
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from ase.io import iread, read, write
 
 from pyacemaker.datastore import DataStore, structure_fingerprint
 from pyacemaker.stages.distill.teacher import read_report
+from pyacemaker.stages.oracle.pseudo import sha256_of
 
 MANIFEST = "manifest.json"
 PROVENANCE = "teacher"
@@ -71,14 +71,6 @@ class ChunkPlan:
         return sum(chunk.size for chunk in self.chunks)
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _atomic_text(path: Path, text: str) -> None:
     tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
     tmp.write_text(text)
@@ -106,7 +98,7 @@ def plan_chunks(source: Path, folder: Path, chunk_size: int) -> ChunkPlan:
     same file and chunk size (its files untouched), else a new one. A plan of other
     structures is refused (a finished chunk must never be mixed with another input)."""
     folder.mkdir(parents=True, exist_ok=True)
-    digest = file_sha256(source)
+    digest = sha256_of(source)
     manifest = folder / MANIFEST
     if manifest.is_file():
         saved = json.loads(manifest.read_text())
