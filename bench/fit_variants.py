@@ -20,6 +20,7 @@ were made.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import subprocess
@@ -122,7 +123,7 @@ def main() -> None:
     rows = []
     for name, overrides in map(parse_variant, args.variant or ["base:"]):
         seed = int(overrides.pop("seed", raw.get("seed", 42)))  # pacemaker's, not a setting
-        variant = _nested_update(json.loads(json.dumps(raw)), {
+        variant = _nested_update(copy.deepcopy(raw), {
             f"training.{k}": v for k, v in overrides.items()})
         variant_file = args.out / name / "campaign.yaml"
         variant_file.parent.mkdir(parents=True, exist_ok=True)
