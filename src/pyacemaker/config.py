@@ -179,6 +179,10 @@ class TrainingSettings(StrictModel):
         "plateau_patience lowered its train loss by more than this fraction (pacemaker's "
         "min_relative_train_loss_per_iter). None: always run the iteration cap.")
     plateau_patience: int = Field(50, gt=1, description="Steps the plateau test looks back.")
+    fit_restarts: int = Field(
+        3, ge=0, description="A fit that scipy's BFGS ends early on 'precision loss' "
+        "(neither the plateau nor the cap) is continued from its result this many times "
+        "at most, for the steps left (stages/train/restart.py). 0: never.")
     full_refit_every: int = Field(3, gt=0, description="Full refit every N iterations.")
     test_fraction: float = Field(
         0.1, ge=0, lt=0.5, description="pacemaker's own test split of a fit made outside a "

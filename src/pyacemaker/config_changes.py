@@ -82,7 +82,7 @@ RULES: tuple[Rule, ...] = tuple([
     *_rules(EXECUTION, "optimiser budgets and refit schedule: how long fits run, not what "
             "model they build", "training.timeout_s", "training.max_iterations",
             "training.warm_start_iterations", "training.full_refit_every",
-            "training.loss_plateau", "training.plateau_patience"),
+            "training.loss_plateau", "training.plateau_patience", "training.fit_restarts"),
     *_rules(PHYSICS, "the conditions the data are explored under (the release states them)",
             *(_EXPLORE + k for k in ("temperatures", "pressures_gpa", "ensemble",
                                      "timestep_fs")),

@@ -27,6 +27,7 @@ from pyacemaker.stages.train.dataset import (dataset_meta_path, inner_core_radii
                                              resolve_baseline, split_test_set,
                                              stage_training_set)
 from pyacemaker.stages.train.inputs import Bond, bond_keys, pacemaker_input
+from pyacemaker.stages.train.restart import continue_fit
 from pyacemaker.stages.train.outputs import (ACTIVE_SET, META_FILE, POTENTIAL_YACE,
                                              POTENTIAL_YAML, RECORD_FILE, FitFailed,
                                              fit_metrics, log_tail)
@@ -108,11 +109,19 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     for stale in (POTENTIAL_YAML, POTENTIAL_YACE, ACTIVE_SET, RECORD_FILE, "metrics.txt",
                   "fitting_data_info.pckl.gzip", "test_data_info.pckl.gzip"):
         (workdir / stale).unlink(missing_ok=True)
+    for stale in workdir.glob("continue_*"):
+        shutil.rmtree(stale)
     (workdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
-    result = run_program(argv, workdir, timeout_s=settings.timeout_s, launch=launch,
-                         env=TRAIN_ENV, check=False, log_name="pacemaker")
-    _check_fit(result, workdir)
+    def run_pacemaker(arguments: list[str], folder: Path) -> float:
+        result = run_program([executable, *arguments], folder, timeout_s=settings.timeout_s,
+                             launch=launch, env=TRAIN_ENV, check=False, log_name="pacemaker")
+        _check_fit(result, folder)
+        return result.duration_s
+
+    fit_time = run_pacemaker(argv[1:], workdir)
+    continued = continue_fit(workdir, config, max_iterations, settings.fit_restarts,
+                             run_pacemaker)
     potential = workdir / POTENTIAL_YAML
     # pacemaker's helpers run where pacemaker ran (its container), as serial programs
     tools = launch.with_ranks(1) if launch is not None else None
@@ -120,7 +129,8 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
     build_active_set(potential, workdir / "fitting_data_info.pckl.gzip", workdir, launch=tools)
 
     metrics = fit_metrics(workdir)
-    metrics["fit_time_s"] = result.duration_s
+    metrics["fit_time_s"] = fit_time + continued.pop("continuation_time_s")
+    metrics.update(continued)
     metrics["n_structures"] = float(len(structures))
     metrics["n_excluded_max_force"] = float(len(excluded))
     # pacemaker's weighting leaves out structures above DEup: what neither split holds

@@ -65,7 +65,13 @@ def species_with_fixed(atoms: Atoms) -> np.ndarray:
 
 
 def minimum_image(diff: np.ndarray, atoms: Atoms) -> np.ndarray:
-    """Cartesian differences (..., 3) reduced to the nearest periodic image."""
+    """Cartesian differences (..., 3) reduced to the nearest periodic image.
+
+    Rounding fractional coordinates is exact for any difference shorter than half the
+    cell's smallest height, skewed cells included: the state tolerance (0.2 A) and the
+    hop lengths compared here are far below that. Vectorised over all atom pairs, it
+    is what keeps a kMC step's state mapping at ~10 ms (ase's find_mic is per vector list).
+    """
     if not atoms.pbc.any():
         return diff
     cell = np.array(atoms.cell)
