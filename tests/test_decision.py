@@ -209,3 +209,40 @@ def test_not_converged_lists_everything_at_once() -> None:
     reasons = not_converged_because(facts, CONFIG)
     assert reasons == ["validation NO-GO (x)", "kMC exploration has not run yet",
                        "other exploration has not run yet"]
+
+
+# --------------------------------------------------------------------------- background gate
+
+PENDING = {"verdict": None, "validation_pending": True}
+
+
+def test_the_next_iteration_explores_while_the_gate_runs() -> None:
+    after_fit = history(2, tuple(LEARNED), halts=1, frames=2, **PENDING)
+    assert decide(after_fit, CONFIG).action == "next_iteration"
+    assert decide(history(3, (), **PENDING), CONFIG).stage == "explore"
+    cold = history(0, ("generate", "label", "fit", "validate"), **PENDING)
+    assert decide(cold, CONFIG).action == "next_iteration"
+
+
+def test_a_quiet_exploration_waits_for_the_verdict_and_does_not_revalidate() -> None:
+    quiet = history(3, ("explore",), frames=0, **PENDING)
+    assert decide(quiet, CONFIG).action == "await_validation"
+    assert decide(replace(quiet, validation_pending=False, verdict="GO"), CONFIG).stop
+
+
+def test_learning_and_the_next_gate_wait_for_the_running_one() -> None:
+    halted = history(3, ("explore",), halts=2, frames=4, **PENDING)
+    assert decide(halted, CONFIG).action == "await_validation"  # select: before any label
+    refitted = history(3, ("explore", "select", "label", "fit"), halts=2, frames=4, **PENDING)
+    assert decide(refitted, CONFIG).action == "await_validation"
+    assert decide(replace(refitted, validation_pending=False), CONFIG).stage == "validate"
+
+
+def test_no_stop_while_the_gate_runs() -> None:
+    end = history(5, tuple(LEARNED), halts=1, frames=2, **PENDING)
+    assert decide(end, CONFIG).action == "await_validation"
+    done = replace(end, validation_pending=False, verdict=ENERGY_NO_GO)
+    assert decide(done, CONFIG).reason.startswith("budget: max_iterations=5 reached")
+    lenient = config(stopping={"require_no_halts": False})
+    assert decide(history(2, tuple(LEARNED), halts=1, frames=2, **PENDING),
+                  lenient).action == "await_validation"

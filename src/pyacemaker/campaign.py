@@ -32,7 +32,7 @@ from pyacemaker.logs import log_results
 from pyacemaker.decision import History, decide
 from pyacemaker.stages.explore.engines import ENGINES, START_POOL_FILE, engine_for
 from pyacemaker.stages.explore.result import ExplorationRecord, read_records, write_records
-from pyacemaker.state import PotentialRecord, WorkflowState, save_state
+from pyacemaker.state import WorkflowState, save_state
 
 log = logging.getLogger(__name__)
 DATASTORE_FILE = "data.db"
@@ -52,6 +52,7 @@ class Campaign:
     engine: Any = None
     _started: float = field(default_factory=time.monotonic)
     after_each_stage: Callable[[], None] | None = None  # a detached driver's hand-over check
+    _gate: tuple[int, Any, float] | None = None  # background gate: iteration, future, start
 
     # ------------------------------------------------------------------ opening
     @classmethod
@@ -92,6 +93,7 @@ class Campaign:
         try:
             with Engine(self.site, self.workdir) as engine:
                 self.engine = engine
+                self._resume_gate()
                 self._loop()
         finally:
             self.state.elapsed_s += time.monotonic() - self._started
@@ -109,6 +111,9 @@ class Campaign:
             if decision.stop:
                 self._finish(decision.reason)
                 return
+            if decision.action == "await_validation":
+                self._collect_gate(wait=True)
+                continue
             if decision.action == "next_iteration":
                 if decision.reason:
                     log.info("%s", decision.reason)
@@ -128,13 +133,15 @@ class Campaign:
     def _stage_work(self, stage: str) -> Callable[[], str]:
         work: dict[str, Callable[[], str]] = {
             "generate": self._generate_initial, "label": self._label_candidates,
-            "fit": self._fit, "validate": self._validate, "validate_previous": self._validate,
+            "fit": self._fit, "validate": self._validate_in_background,
+            "validate_previous": self._validate_now,
             "explore": self._explore, "select": self._select,
         }
         return work[stage]
 
     def _history(self) -> History:
         """The campaign so far, as the decision function sees it."""
+        self._collect_gate(wait=False)
         state = self.state
         pot = state.potential
         return History(
@@ -145,7 +152,8 @@ class Campaign:
             verdict=state.validation.get(pot.iteration) if pot else None,
             dft_calls=self.dft_calls(),
             elapsed_h=(state.elapsed_s + time.monotonic() - self._started) / 3600,
-            pending_engines=tuple(self._pending_engines()))
+            pending_engines=tuple(self._pending_engines()),
+            validation_pending=self._gate is not None)
 
     def _write_report(self) -> None:
         from pyacemaker.release import report_campaign
@@ -192,16 +200,48 @@ class Campaign:
         return [engine.label for name, engine in ENGINES.items()
                 if engine.needed_before_convergence(self.config) and name not in ran]
 
-    def _validate(self) -> str:
-        from pyacemaker.execution.validating import validate_in_worker
+    def _validate_in_background(self) -> str:
+        """The gate of a new fit runs beside the next exploration (decision.py says when
+        its verdict is waited for). A potential kept over a worse fit is judged again:
+        the validation set has grown."""
+        self._submit_gate()
+        return "the gate runs in the background, beside the next exploration"
+
+    def _validate_now(self) -> str:
+        self._submit_gate()
+        return self._collect_gate(wait=True) or ""
+
+    def _submit_gate(self) -> None:
+        from pyacemaker.execution.validating import submit_validation
 
         pot = self.state.potential
-        assert pot is not None
-        report = validate_in_worker(self.engine, pot, self.config, self.workdir,
-                                    self.workdir / DATASTORE_FILE)
+        assert pot is not None and self._gate is None
+        future = submit_validation(self.engine, pot, self.config, self.workdir,
+                                   self.workdir / DATASTORE_FILE)
+        self._gate = (pot.iteration, future, time.monotonic())
+
+    def _collect_gate(self, wait: bool) -> str | None:
+        """Record the background gate's verdict once it is in (``wait``: block for it)."""
+        if self._gate is None or not (wait or self._gate[1].done()):
+            return None
+        iteration, future, started = self._gate
+        self._gate = None
+        report = future.result()  # a bug in the gate surfaces here with its traceback
         reasons = "; ".join(report.reasons[:3])
-        self.state.validation[pot.iteration] = "GO" if report.passed else f"NO-GO ({reasons})"
-        return f"{report.verdict}" + (f": {reasons}" if reasons else "")
+        self.state.validation[iteration] = "GO" if report.passed else f"NO-GO ({reasons})"
+        save_state(self.state, self.workdir)
+        message = f"{report.verdict}" + (f": {reasons}" if reasons else "")
+        log.info("   validate (potential of iteration %d): %s (%.0f s)", iteration, message,
+                 time.monotonic() - started)
+        return message
+
+    def _resume_gate(self) -> None:
+        """A driver stopped while its gate ran in the background: run that gate again."""
+        pot = self.state.potential
+        if pot is not None and pot.iteration not in self.state.validation and any(
+                "validate" in self.state.stages_done(it)
+                for it in range(pot.iteration, self.state.iteration + 1)):
+            self._submit_gate()
 
     def _finish(self, reason: str) -> None:
         from pyacemaker.release import hand_over_best
@@ -259,77 +299,10 @@ class Campaign:
         self.state.dft_calls = self.dft_calls()
         return ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
 
-    def _reference_energies(self) -> dict[str, float]:
-        """Per-element reference energies, fixed at the first fit so that every refit uses
-        the same referencing (stages.train.reference_energies)."""
-        from pyacemaker.stages.train import reference_energies
-
-        if not self.state.reference_energies:
-            self.state.reference_energies = reference_energies(
-                self.config.oracle.kind, self.config.elements,
-                self.datastore.atoms(status="labelled"))
-        return self.state.reference_energies
-
     def _fit(self) -> str:
-        from pyacemaker.execution import launch_for
-        from pyacemaker.stages.train import (
-            export_training_set,
-            fit_potential,
-            plan_refit,
-            warm_fit_degraded,
-        )
-        from pyacemaker.execution.scoring import judge_new_fit
-        from pyacemaker.stages.validation_set import VALIDATION, assign_splits
+        from pyacemaker.campaign_fit import fit_iteration
 
-        settings = self.config.training
-        if self.config.validation.validation_fraction > 0:  # the campaign's own held-out set
-            settings = settings.model_copy(update={"test_fraction": 0.0})  # scores every fit
-        current = self.state.potential
-        plan = plan_refit(self.state.iteration, current, settings, self.state.last_full_refit)
-        folder = self._iter_dir("fit")
-        refs = self._reference_energies()
-        assign_splits(self.datastore, self.state.iteration,
-                      self.config.validation.validation_fraction, self.config.seed)
-        dataset = export_training_set(self.datastore, folder / "dataset.pckl.gzip", refs,
-                                      self._baseline(), settings.weighting.ground_state_factor)
-        n_structures = (self.datastore.count(status="labelled")
-                        - self.datastore.count(status="labelled", split=VALIDATION))
-        log.info("   fitting on %d structures (%s: %s)", n_structures, plan.mode, plan.reason)
-        def fit(workdir: Path, initial: Path | None, iterations: int) -> PotentialRecord:
-            return self.engine.submit(
-                "train", fit_potential, dataset, self.config.elements, settings, workdir,
-                iteration=self.state.iteration, initial_potential=initial,
-                launch=launch_for(self.site, "train", "pacemaker"), reference_energies=refs,
-                max_iterations=iterations, executable=self.site.programs.pacemaker,
-                seed=self.config.seed).result()
-
-        mode = plan.mode
-        record = fit(folder, plan.initial_potential, plan.max_iterations)
-        if mode == "warm" and current is not None:
-            degraded = warm_fit_degraded(current, record)
-            if degraded:
-                log.info("   %s: full refit instead", degraded)
-                mode = "full"
-                record = fit(self._iter_dir("fit_full"), None, settings.max_iterations)
-        record = judge_new_fit(self.engine, current, record, self.config.validation,
-                               self.workdir, self.workdir / DATASTORE_FILE)
-        if record.deployed:
-            self.state.potential = record
-        self.state.potentials.append(record)
-        if mode == "full":
-            self.state.last_full_refit = self.state.iteration
-        m = record.metrics
-        split = "test split" if m.get("metrics_from_test_set") else "training set"
-        return (f"{mode} fit on {n_structures} structures: "
-                f"E RMSE {m.get('energy_rmse_mev_per_atom', float('nan')):.2f} meV/atom, "
-                f"F RMSE {m.get('force_rmse_ev_per_a', float('nan')):.3f} eV/A ({split})"
-                + ("" if record.deployed else f"; NOT deployed ({record.choice})"))
-
-    def _baseline(self) -> Any:
-        from pyacemaker.stages.train import resolve_baseline
-
-        return resolve_baseline(self.config.training.baseline, self.config.elements,
-                                self.datastore.atoms(status="labelled"))
+        return fit_iteration(self)
 
     def _explore(self) -> str:
         from pyacemaker.execution.exploring import explore_many, lammps_available

@@ -24,6 +24,11 @@ iteration ("a boundary") the stop rule is, in order:
 
 Otherwise the next iteration starts. Budgets are judged at boundaries only, so an
 iteration that labelled its last affordable structures still fits on them.
+
+The gate of an iteration's fit runs in the background, beside the next iteration's
+exploration (``validation_pending``): its verdict decides nothing until that exploration is
+done. Any step but exploration and the start of the next iteration first waits for it
+(``await_validation``), and so does the stop rule whenever it could stop or converge.
 """
 
 from __future__ import annotations
@@ -54,13 +59,14 @@ class History:
     elapsed_h: float = 0.0
     # engines that must explore (quietly) in this iteration before it may converge
     pending_engines: tuple[str, ...] = field(default=())
+    validation_pending: bool = False  # the current potential's gate is still running
 
 
 @dataclass(frozen=True)
 class Decision:
     """Run ``stage`` next, or start the next iteration, or stop with ``reason``."""
 
-    action: Literal["run", "next_iteration", "stop"]
+    action: Literal["run", "next_iteration", "stop", "await_validation"]
     stage: Stage | None = None
     reason: str = ""
 
@@ -71,6 +77,16 @@ class Decision:
 
 def _run(stage: Stage, reason: str = "") -> Decision:
     return Decision("run", stage, reason)
+
+
+def _after_validation(decision: Decision, history: History) -> Decision:
+    """``decision``, or first wait for the gate running in the background: only exploration
+    and the start of the next iteration go on without its verdict."""
+    if not history.validation_pending or decision.stage == "explore" \
+            or decision.action == "next_iteration":
+        return decision
+    return Decision("await_validation", reason=f"{decision.action} {decision.stage or ''}"
+                    .strip() + " waits for the gate of the current potential")
 
 
 def potential_problems(history: History, config: CampaignConfig) -> list[str]:
@@ -123,12 +139,13 @@ def decide(history: History, config: CampaignConfig) -> Decision:
     """The next step of the campaign; see the module docstring for the rule."""
     work = _iteration_work(history, config)
     if work is not None:
-        return work
-    al = config.active_learning
+        return _after_validation(work, history)
     it = history.iteration
     explored_quietly = it > 0 and "fit" not in history.done and history.halts == 0
     may_converge = explored_quietly or (
         not config.stopping.require_no_halts and history.potential_iteration is not None)
+    if may_converge and history.validation_pending:
+        return Decision("await_validation", reason="the stop rule waits for the gate")
     waiting = not_converged_because(history, config)
     if may_converge and not waiting:
         if explored_quietly:
@@ -136,7 +153,16 @@ def decide(history: History, config: CampaignConfig) -> Decision:
                             f"iteration {it}, validation GO")
         return Decision("stop", reason="converged: validation GO "
                         "(stopping.require_no_halts is off)")
-    if it >= al.max_iterations:
+    budget = _budget_stop(history, config, waiting)
+    if budget is not None:
+        return _after_validation(budget, history)
+    reason = ("no halts, but " + "; ".join(waiting)) if explored_quietly and waiting else ""
+    return Decision("next_iteration", reason=reason)
+
+
+def _budget_stop(history: History, config: CampaignConfig, waiting: list[str]) -> Decision | None:
+    al = config.active_learning
+    if history.iteration >= al.max_iterations:
         return Decision("stop", reason=f"budget: max_iterations={al.max_iterations} reached"
                         + (f" (not converged: {'; '.join(waiting)})" if waiting else ""))
     if history.dft_calls >= al.max_dft_calls:
@@ -144,5 +170,4 @@ def decide(history: History, config: CampaignConfig) -> Decision:
                         f"({history.dft_calls} calls)")
     if history.elapsed_h >= al.max_wall_time_h:
         return Decision("stop", reason=f"budget: max_wall_time_h={al.max_wall_time_h} reached")
-    reason = ("no halts, but " + "; ".join(waiting)) if explored_quietly and waiting else ""
-    return Decision("next_iteration", reason=reason)
+    return None

@@ -105,3 +105,38 @@ def test_deduplicate_against_existing_and_within_candidates() -> None:
     assert kept == [moved, strained]
     assert np.allclose(kept[0].positions, moved.positions)
     assert deduplicate([moved], []) == [moved]
+
+
+def test_deduplicate_in_a_skewed_cell_matches_pairwise_minimum_image() -> None:
+    """The stacked copy test agrees with ASE's find_mic, pair by pair, in a skewed cell
+    with atoms wrapped into other images."""
+    from ase.geometry import find_mic
+
+    rng = np.random.default_rng(0)
+    base = bulk("Cu", "fcc", a=3.6, cubic=True).repeat(2)
+    base.set_cell(base.cell.array + rng.normal(0, 0.3, (3, 3)), scale_atoms=True)
+    existing = []
+    for i in range(40):
+        atoms = base.copy()
+        atoms.rattle(0.004 * (i % 5), seed=i)
+        existing.append(atoms)
+    candidates = []
+    for i in range(60):
+        atoms = existing[rng.integers(len(existing))].copy()
+        atoms.positions += rng.normal(0, 0.004, atoms.positions.shape)
+        atoms.positions[rng.integers(len(atoms))] += base.cell[rng.integers(3)]
+        candidates.append(atoms)
+
+    def close(a: Atoms, b: Atoms) -> bool:
+        if not np.allclose(a.cell.array, b.cell.array, atol=0.01):
+            return False
+        delta, _ = find_mic(a.positions - b.positions, a.cell, a.pbc)
+        return bool(np.all(np.linalg.norm(delta, axis=1) < 0.01))
+
+    expected: list[Atoms] = []
+    for atoms in candidates:
+        if not any(close(atoms, other) for other in existing + expected):
+            expected.append(atoms)
+    kept = deduplicate(candidates, existing)
+    assert 0 < len(kept) < len(candidates)  # some copies, some new ones
+    assert [id(a) for a in kept] == [id(a) for a in expected]

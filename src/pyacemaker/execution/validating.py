@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from pathlib import Path
 
 from pyacemaker.config import CampaignConfig
@@ -25,14 +26,19 @@ def validate_task(record: PotentialRecord, config: CampaignConfig, workdir: str,
 
 def validate_in_worker(engine: Engine, record: PotentialRecord, config: CampaignConfig,
                        workdir: Path, datastore_path: Path) -> ValidationReport:
-    """Run the gate on ``record`` as a ``light`` task and wait for its report. With a DFT
-    oracle, the DFT references of the validation crystals come first (``dft`` tasks,
-    computed once per campaign: ``references.py``)."""
+    """Run the gate on ``record`` as a ``light`` task and wait for its report."""
+    return submit_validation(engine, record, config, workdir, datastore_path).result()
+
+
+def submit_validation(engine: Engine, record: PotentialRecord, config: CampaignConfig,
+                      workdir: Path, datastore_path: Path) -> Future[ValidationReport]:
+    """Start the gate on ``record`` as a ``light`` task; its future holds the report. With a
+    DFT oracle, the DFT references of the validation crystals come first (``dft`` tasks,
+    computed once per campaign and waited for here: ``references.py``)."""
     references, failures = None, None
     if config.oracle.kind == "qe":
         from pyacemaker.execution.references import dft_references
 
         references, failures = dft_references(engine, config, workdir)
-    future = engine.submit("light", validate_task, record, config, str(workdir),
-                           str(datastore_path), references, failures)
-    return future.result()
+    return engine.submit("light", validate_task, record, config, str(workdir),
+                         str(datastore_path), references, failures)

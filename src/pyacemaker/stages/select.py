@@ -20,6 +20,7 @@ import numpy as np
 from ase import Atoms
 
 from pyacemaker.datastore import structure_fingerprint
+from pyacemaker.stages.periodic import minimum_image
 
 
 def select_d_optimal(candidates: Sequence[Atoms], potential_yaml: Path, active_set: Path,
@@ -126,21 +127,54 @@ def deduplicate(candidates: Sequence[Atoms], existing: Sequence[Atoms],
     ``tolerance`` A (minimum image) of its counterpart.
     """
     seen_fingerprints = {structure_fingerprint(atoms) for atoms in existing}
-    by_species: dict[bytes, list[Atoms]] = {}
+    by_species: dict[bytes, _SameSpecies] = {}
     for atoms in existing:
-        by_species.setdefault(_species_key(atoms), []).append(atoms)
+        by_species.setdefault(_species_key(atoms), _SameSpecies()).add(atoms)
     kept: list[Atoms] = []
     for atoms in candidates:
         fingerprint = structure_fingerprint(atoms)
         if fingerprint in seen_fingerprints:
             continue
-        same_species = by_species.setdefault(_species_key(atoms), [])
-        if any(_close(atoms, other, tolerance) for other in same_species):
+        same_species = by_species.setdefault(_species_key(atoms), _SameSpecies())
+        if same_species.has_copy_of(atoms, tolerance):
             continue
         seen_fingerprints.add(fingerprint)
-        same_species.append(atoms)
+        same_species.add(atoms)
         kept.append(atoms)
     return kept
+
+
+class _SameSpecies:
+    """Structures with one species sequence, kept in arrays so a copy test is one array
+    operation over all of them (a campaign compares each candidate with every label)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._cells = np.empty((0, 3, 3))
+        self._positions: np.ndarray | None = None
+
+    def add(self, atoms: Atoms) -> None:
+        if self._positions is None:
+            self._positions = np.empty((0, len(atoms), 3))
+        if self._count == len(self._cells):  # grow by doubling: adding stays O(1) amortised
+            size = max(8, 2 * self._count)
+            self._cells = np.resize(self._cells, (size, 3, 3))
+            self._positions = np.resize(self._positions, (size, len(atoms), 3))
+        self._cells[self._count] = atoms.cell.array
+        self._positions[self._count] = atoms.positions
+        self._count += 1
+
+    def has_copy_of(self, atoms: Atoms, tolerance: float) -> bool:
+        if self._positions is None or self._count == 0:
+            return False
+        cells = self._cells[:self._count]
+        # np.allclose(cell, other, atol=tolerance) for all of them at once
+        same_cell = np.all(np.abs(atoms.cell.array - cells) <= tolerance + 1e-5 * np.abs(cells),
+                           axis=(1, 2))
+        if not same_cell.any():
+            return False
+        delta = minimum_image(atoms.positions - self._positions[:self._count][same_cell], atoms)
+        return bool(np.any(np.all(np.linalg.norm(delta, axis=2) < tolerance, axis=1)))
 
 
 def _evaluable(atoms: Atoms) -> Atoms:
@@ -157,14 +191,3 @@ def _evaluable(atoms: Atoms) -> Atoms:
 
 def _species_key(atoms: Atoms) -> bytes:
     return atoms.get_atomic_numbers().astype(np.int64).tobytes() + atoms.pbc.tobytes()
-
-
-def _close(a: Atoms, b: Atoms, tolerance: float) -> bool:
-    if not np.allclose(a.cell.array, b.cell.array, atol=tolerance):
-        return False
-    delta = a.positions - b.positions
-    if a.pbc.any():
-        from ase.geometry import find_mic
-
-        delta, _ = find_mic(delta, a.cell, a.pbc)
-    return bool(np.all(np.linalg.norm(delta, axis=1) < tolerance))

@@ -18,6 +18,8 @@ import numpy as np
 from ase import Atoms
 from ase.constraints import FixAtoms
 
+from pyacemaker.stages.periodic import minimum_image
+
 STATE_TOLERANCE = 0.2  # A, largest atom mismatch of two structures that are one state
 SAME_SITES_SHIFT = 0.5  # A, a rigid shift below this is drift, not a move to other sites
 
@@ -62,23 +64,6 @@ def fixed_mask(atoms: Atoms) -> np.ndarray:
 def species_with_fixed(atoms: Atoms) -> np.ndarray:
     """Atomic number, made distinct for fixed atoms (they map only onto fixed atoms)."""
     return atoms.numbers + 1000 * fixed_mask(atoms)
-
-
-def minimum_image(diff: np.ndarray, atoms: Atoms) -> np.ndarray:
-    """Cartesian differences (..., 3) reduced to the nearest periodic image.
-
-    Rounding fractional coordinates is exact for any difference shorter than half the
-    cell's smallest height, skewed cells included: the state tolerance (0.2 A) and the
-    hop lengths compared here are far below that. Vectorised over all atom pairs, it
-    is what keeps a kMC step's state mapping at ~10 ms (ase's find_mic is per vector list).
-    """
-    if not atoms.pbc.any():
-        return diff
-    cell = np.array(atoms.cell)
-    fractional = np.linalg.solve(cell.T, diff.reshape(-1, 3).T).T
-    periodic = atoms.pbc
-    fractional[:, periodic] -= np.round(fractional[:, periodic])
-    return (fractional @ cell).reshape(diff.shape)
 
 
 def find_mapping(reference: Atoms, other: Atoms, tolerance: float = STATE_TOLERANCE,

@@ -15,12 +15,9 @@ import numpy as np
 import spglib
 from ase import Atoms
 
-from pyacemaker.stages.explore.kmc.identity import (
-    match_with_shift,
-    minimum_image,
-    species_with_fixed,
-)
+from pyacemaker.stages.explore.kmc.identity import match_with_shift, species_with_fixed
 from pyacemaker.stages.explore.kmc.processes import same_structure
+from pyacemaker.stages.periodic import minimum_image
 
 
 @dataclass(frozen=True)
