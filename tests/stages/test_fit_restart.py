@@ -15,8 +15,8 @@ from ase.calculators.emt import EMT
 
 from pyacemaker.stages.train import fit_potential, free_atom_energies, write_training_set
 from pyacemaker.stages.train.outputs import POTENTIAL_YAML
-from pyacemaker.stages.train.restart import (FitEnd, _continuation_input, last_train_loss,
-                                             read_fit_end, should_continue)
+from pyacemaker.stages.train.restart import (FitEnd, _continuation_input, read_fit_end,
+                                             should_continue)
 
 CAP = 250
 
@@ -40,7 +40,7 @@ def test_a_fit_ended_on_precision_loss_is_continued_to_a_lower_loss(tmp_path: Pa
         "fit_restarts"]
     last = fit / f"continue_{int(record.metrics['fit_restarts'])}"
     best = min((fit / f"continue_{k}" for k in range(1, int(record.metrics["fit_restarts"]) + 1)),
-               key=lambda folder: last_train_loss(folder) or float("inf"))
+               key=lambda folder: read_fit_end(folder).final_loss or float("inf"))
     assert (fit / POTENTIAL_YAML).read_bytes() == (best / POTENTIAL_YAML).read_bytes()
     assert last.is_dir()
     inputs = yaml.safe_load((fit / "continue_1" / "input.yaml").read_text())

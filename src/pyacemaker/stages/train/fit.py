@@ -14,6 +14,7 @@ import math
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,14 @@ def fit_potential(dataset: Path, elements: list[str], settings: TrainingSettings
         shutil.rmtree(stale)
     (workdir / "input.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
+    deadline = time.monotonic() + settings.timeout_s  # continuations share the budget
+
     def run_pacemaker(arguments: list[str], folder: Path) -> float:
-        result = run_program([executable, *arguments], folder, timeout_s=settings.timeout_s,
+        left = deadline - time.monotonic()
+        if left < 1:
+            raise FitFailed(f"no time left of training.timeout_s={settings.timeout_s:g} s",
+                            folder, "")
+        result = run_program([executable, *arguments], folder, timeout_s=left,
                              launch=launch, env=TRAIN_ENV, check=False, log_name="pacemaker")
         _check_fit(result, folder)
         return result.duration_s

@@ -104,10 +104,32 @@ def optimizer_steps(workdir: Path) -> dict[str, float]:
     path = workdir / "log.txt"
     if not path.is_file():
         return {}
-    text = path.read_text(errors="replace")
+    return steps_in_log(path.read_text(errors="replace"))
+
+
+def steps_in_log(text: str) -> dict[str, float]:
+    """:func:`optimizer_steps` of a log.txt's text."""
     steps = [int(n) for n in re.findall(r"Iteration\s+#(\d+)\s+\(", text)]
     return {"fit_steps": float(max(steps, default=0)),
             "stopped_on_plateau": 1.0 if "EARLY STOPPING" in text else 0.0}
+
+
+def metrics_column(workdir: Path, column: str, step: int) -> float | None:
+    """One column of pacemaker's metrics.txt (a header, then one line per logged step) at
+    ``step`` (0: before the first optimizer step, -1: the last one), or None."""
+    path = workdir / "metrics.txt"
+    if not path.is_file():
+        return None
+    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    if len(lines) < 2 or column not in lines[0]:
+        return None
+    header, row = lines[0], lines[1:][step]
+    if len(row) != len(header):
+        return None
+    try:
+        return float(row[header.index(column)])
+    except ValueError:
+        return None
 
 
 def initial_train_rmse(workdir: Path) -> float | None:
@@ -115,16 +137,8 @@ def initial_train_rmse(workdir: Path) -> float | None:
 
     Shows what a warm start saves: it starts near the previous fit's error.
     """
-    path = workdir / "metrics.txt"
-    if not path.is_file():
-        return None
-    lines = path.read_text().split("\n")
-    if len(lines) < 2:
-        return None
-    header, first = lines[0].split(), lines[1].split()
-    if "rmse_epa" not in header or len(first) != len(header):
-        return None
-    return 1000 * float(first[header.index("rmse_epa")])
+    rmse = metrics_column(workdir, "rmse_epa", 0)
+    return None if rmse is None else 1000 * rmse
 
 
 def count_functions(potential_yaml: Path) -> int:

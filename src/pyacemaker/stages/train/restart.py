@@ -6,7 +6,8 @@ iteration cap (Si demo refits: 92-267 of 300/1500 steps, docs/training.md). Such
 under-converged, not finished. A fresh BFGS from the result (new inverse-Hessian estimate)
 usually goes on lowering the loss, so the fit is continued in a sub-folder
 ``continue_K/`` for the steps left, and its potential replaces the parent's
-``potential.yaml`` only when its train loss is lower.
+``output_potential.yaml`` only when its train loss is lower. All runs of one fit share its
+``timeout_s``: a continuation gets what the runs before it left.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ from typing import Any
 
 import yaml
 
-from pyacemaker.stages.train.outputs import POTENTIAL_YAML, FitFailed, optimizer_steps
+from pyacemaker.stages.train.outputs import (
+    POTENTIAL_YAML,
+    FitFailed,
+    metrics_column,
+    steps_in_log,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,22 +49,11 @@ class FitEnd:
 def read_fit_end(folder: Path) -> FitEnd:
     path = folder / "log.txt"
     text = path.read_text(errors="replace") if path.is_file() else ""
-    steps = optimizer_steps(folder)
-    return FitEnd(steps=int(steps.get("fit_steps", 0)),
+    steps = steps_in_log(text)
+    return FitEnd(steps=int(steps["fit_steps"]),
                   precision_loss=bool(PRECISION_LOSS.search(text)),
-                  plateau=bool(steps.get("stopped_on_plateau", 0.0)),
-                  final_loss=last_train_loss(folder))
-
-
-def last_train_loss(folder: Path) -> float | None:
-    """The train loss of pacemaker's last logged step (metrics.txt, one line a step)."""
-    path = folder / "metrics.txt"
-    if not path.is_file():
-        return None
-    lines = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    if len(lines) < 2 or "loss" not in lines[0] or len(lines[-1]) != len(lines[0]):
-        return None
-    return _float(lines[-1][lines[0].index("loss")])
+                  plateau=bool(steps["stopped_on_plateau"]),
+                  final_loss=metrics_column(folder, "loss", -1))
 
 
 def should_continue(end: FitEnd, steps_left: int, previous_steps: int | None) -> bool:
@@ -74,9 +69,9 @@ def continue_fit(workdir: Path, config: dict[str, Any], max_iterations: int,
     """Continue the fit in ``workdir`` up to ``restarts`` times; return its metrics.
 
     ``config`` is the parent's input.yaml; ``run(argv, folder)`` runs pacemaker and
-    returns its wall time (raises FitFailed on failure: a failed continuation leaves the
-    parent's potential as it was). The parent's potential.yaml ends as the best of the
-    runs by train loss. Returns ``fit_restarts`` (continuations run), ``fit_steps_total``,
+    returns its wall time (raises FitFailed on failure or when the fit's time is used up:
+    a failed continuation leaves the parent's potential as it was). The parent's
+    output_potential.yaml ends as the best of the runs by train loss. Returns ``fit_restarts`` (continuations run), ``fit_steps_total``,
     ``continuation_time_s`` and ``final_train_loss``.
     """
     end = read_fit_end(workdir)
@@ -128,9 +123,3 @@ def _continuation_input(config: dict[str, Any], steps: int) -> dict[str, Any]:
     new["fit"].pop("repulsion", None)  # the core placed by the first run is in the potential
     return new
 
-
-def _float(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
