@@ -7,10 +7,13 @@ potential's active set; the random learner picks uniformly. A fixed held-out set
 MD snapshots at several temperatures, defects and surfaces; never trained on) gives the
 force RMSE after every fit.
 
-Prints the table, the ratio of labels random sampling needs to reach the active learner's
-final error, and saves a plot (bench/out/data_efficiency.png).
+Over several seeds (each its own pool, held-out set and start), prints the mean and spread
+of both curves, a power law fitted to each mean curve (does the error fall with data?),
+and the labels each needs on its fitted curve to reach random sampling's final mean error;
+saves a plot with error bars (bench/out/data_efficiency_<weighting>.png).
 
-    .venv/bin/python bench/data_efficiency.py [--pool 240] [--batches 10,20,40,80]
+    .venv/bin/python bench/data_efficiency.py [--seeds 7,8,9] [--batches 8,16,32,64]
+        [--weighting energy_based|uniform] [--functions 20] [--iterations 150]
 """
 
 from __future__ import annotations
@@ -136,15 +139,31 @@ def learn(strategy: str, pool: list[Atoms], start: list[int], sizes: list[int],
     return rows
 
 
-def labels_to_reach(rows: list[tuple[int, float, float]], target: float) -> float | None:
-    """Labels a learner needs to reach ``target`` (log-log interpolation of its curve)."""
-    for (n0, e0, _), (n1, e1, _) in zip(rows, rows[1:]):
-        if e0 >= target >= e1 and e0 != e1:
-            t = (np.log(e0) - np.log(target)) / (np.log(e0) - np.log(e1))
-            return float(np.exp(np.log(n0) + t * (np.log(n1) - np.log(n0))))
-    if rows and rows[0][1] <= target:
-        return float(rows[0][0])
-    return None
+def power_law(rows: list[tuple[int, float]]) -> tuple[float, float]:
+    """(a, b) of error = a * labels**-b, least squares in log-log over the whole curve."""
+    n = np.log([r[0] for r in rows])
+    e = np.log([r[1] for r in rows])
+    slope, intercept = np.polyfit(n, e, 1)
+    return float(np.exp(intercept)), float(-slope)
+
+
+def labels_for(fit: tuple[float, float], target: float) -> float | None:
+    """Labels at which the fitted curve reaches ``target`` (None: it does not fall)."""
+    a, b = fit
+    return float((a / target) ** (1 / b)) if b > 0 else None
+
+
+def run_seed(args: argparse.Namespace, seed: int, sizes: list[int],
+             settings: TrainingSettings, workdir: Path) -> dict[str, list[tuple[int, float]]]:
+    rng = np.random.default_rng(seed)
+    print(f"seed {seed}: a pool of {args.pool} EMT-labelled Cu structures and a held-out set")
+    pool = structure_pool(args.pool, rng)
+    test = held_out(np.random.default_rng(seed + 1000))
+    start = [int(i) for i in rng.choice(len(pool), sizes[0], replace=False)]
+    refs = free_atom_energies(EMT(), ["Cu"])
+    return {name: [(n, e) for n, e, _ in learn(name, pool, start, sizes, test, settings, refs,
+                                               workdir / f"seed{seed}", seed)]
+            for name in ("active", "random")}
 
 
 def main() -> None:
@@ -153,37 +172,41 @@ def main() -> None:
     parser.add_argument("--batches", default="8,16,32,64")
     parser.add_argument("--functions", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=150)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--weighting", choices=["energy_based", "uniform"],
+                        default="energy_based")
+    parser.add_argument("--seeds", default="7,8,9")
     parser.add_argument("--workdir", default=None)
     args = parser.parse_args()
     sizes = [int(s) for s in args.batches.split(",")]
-    rng = np.random.default_rng(args.seed)
-    print(f"building a pool of {args.pool} EMT-labelled Cu structures and a held-out set ...")
-    pool = structure_pool(args.pool, rng)
-    test = held_out(np.random.default_rng(args.seed + 1000))
-    start = [int(i) for i in rng.choice(len(pool), sizes[0], replace=False)]
+    seeds = [int(s) for s in args.seeds.split(",")]
     settings = TrainingSettings(number_of_functions_per_element=args.functions,
-                                max_iterations=args.iterations, test_fraction=0.0)
-    refs = free_atom_energies(EMT(), ["Cu"])
+                                max_iterations=args.iterations, test_fraction=0.0,
+                                weighting={"kind": args.weighting})
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="data_efficiency_"))
-    print(f"fits in {workdir}")
-    results = {name: learn(name, pool, start, sizes, test, settings, refs, workdir, args.seed)
-               for name in ("active", "random")}
+    print(f"fits in {workdir}; {args.functions} functions, up to {args.iterations} BFGS "
+          f"steps, weighting {args.weighting}, seeds {seeds}")
+    runs = [run_seed(args, seed, sizes, settings, workdir) for seed in seeds]
+    curves = {name: np.array([[e for _, e in run[name]] for run in runs]) * 1000
+              for name in ("active", "random")}
 
-    print("\n labels | active: force RMSE (meV/A) | random: force RMSE (meV/A)")
-    for (n, ea, _), (_, er, _) in zip(results["active"], results["random"]):
-        print(f" {n:6d} | {ea * 1000:26.1f} | {er * 1000:26.1f}")
-    final_random = results["random"][-1][1]
-    n_active = labels_to_reach(results["active"], final_random)
-    n_random = results["random"][-1][0]
-    if n_active is None:
-        print(f"\nactive learning did not reach random sampling's final error "
-              f"{final_random * 1000:.1f} meV/A within {results['active'][-1][0]} labels")
+    print(f"\nheld-out force RMSE (meV/A), mean +- std over {len(seeds)} seeds")
+    print(" labels |      active      |      random")
+    for k, n in enumerate(sizes):
+        a, r = curves["active"][:, k], curves["random"][:, k]
+        print(f" {n:6d} | {a.mean():6.1f} +- {a.std():4.1f} | {r.mean():6.1f} +- {r.std():4.1f}")
+    fits = {name: power_law(list(zip(sizes, c.mean(axis=0), strict=True)))
+            for name, c in curves.items()}
+    for name, (a, b) in fits.items():
+        trend = "falls" if b > 0.05 else "RISES" if b < -0.05 else "is flat"
+        print(f"{name}: fitted error = {a:.1f} * labels^-{b:.2f} meV/A ({trend} with data)")
+    target = float(curves["random"][:, -1].mean())
+    need = {name: labels_for(fit, target) for name, fit in fits.items()}
+    if all(v is not None for v in need.values()):
+        print(f"labels to reach {target:.1f} meV/A (random's mean at {sizes[-1]}) on the fitted "
+              f"curves: active {need['active']:.0f}, random {need['random']:.0f} "
+              f"(active needs {need['active'] / need['random']:.2f} of random's labels)")
     else:
-        print(f"\nrandom sampling's final error {final_random * 1000:.1f} meV/A with "
-              f"{n_random} labels; active learning reaches it with {n_active:.0f} labels: "
-              f"{n_active / n_random:.2f} of random's labels "
-              f"(random needs {n_random / n_active:.1f}x as many)")
+        print(f"no label count to reach {target:.1f} meV/A: a fitted curve does not fall")
     OUT.mkdir(exist_ok=True)
     import matplotlib
 
@@ -191,14 +214,18 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 4))
-    for name, rows in results.items():
-        ax.loglog([r[0] for r in rows], [r[1] * 1000 for r in rows], "o-", label=name)
+    for name, c in curves.items():
+        ax.errorbar(sizes, c.mean(axis=0), yerr=c.std(axis=0), fmt="o-", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("labelled structures")
     ax.set_ylabel("held-out force RMSE (meV/A)")
+    ax.set_title(f"EMT Cu, {len(seeds)} seeds, weighting {args.weighting}")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(OUT / "data_efficiency.png", dpi=120)
-    print(f"plot: {OUT / 'data_efficiency.png'}")
+    plot = OUT / f"data_efficiency_{args.weighting}.png"
+    fig.savefig(plot, dpi=120)
+    print(f"plot: {plot}")
 
 
 if __name__ == "__main__":
