@@ -40,17 +40,7 @@ install_debian_packages() {
     done < scripts/apt-packages.txt
 }
 
-find_python312() {
-    for candidate in "${PYTHON:-}" python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 \
-                     /usr/local/bin/python3.12 /usr/bin/python3.12; do
-        [[ -n "$candidate" ]] || continue
-        if command -v "$candidate" >/dev/null 2>&1 &&
-           "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 12))' 2>/dev/null; then
-            command -v "$candidate"; return
-        fi
-    done
-    say "Python 3.12 not found (set PYTHON=/path/to/python3.12)"; exit 1
-}
+source scripts/setup.d/find_python.sh
 
 install_venv() {
     local stamp="$VENV/.pyacemaker-stamp"
@@ -60,7 +50,7 @@ install_venv() {
         say "Python environment up to date ($VENV)"; return
     fi
     if [[ ! -x "$VENV/bin/python" ]]; then
-        local py; py=$(find_python312)
+        local py; py=$(find_python 3.12 PYTHON)
         say "creating $VENV with $py"
         "$py" -m venv "$VENV"
     fi

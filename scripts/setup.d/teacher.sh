@@ -13,17 +13,7 @@ REQ="$ROOT/requirements/teacher.txt"
 CONSTRAINTS="$ROOT/requirements/teacher-constraints.txt"
 say() { printf '[setup teacher] %s\n' "$*"; }
 
-find_python311() {
-    for candidate in "${PYTHON311:-}" python3.11 /root/.pyenv/versions/3.11*/bin/python3.11 \
-                     /usr/local/bin/python3.11 /usr/bin/python3.11; do
-        [[ -n "$candidate" ]] || continue
-        if command -v "$candidate" >/dev/null 2>&1 &&
-           "$candidate" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null; then
-            command -v "$candidate"; return
-        fi
-    done
-    say "Python 3.11 not found (set PYTHON311=/path/to/python3.11)"; exit 1
-}
+source "$ROOT/scripts/setup.d/find_python.sh"
 
 # Offline import check: no network for the weights (HF/MP downloads would hang or fail).
 check_imports() {
@@ -44,7 +34,7 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     say "teacher environment up to date ($VENV)"; exit 0
 fi
 if [[ ! -x "$VENV/bin/python" ]]; then
-    py=$(find_python311)
+    py=$(find_python 3.11 PYTHON311)
     say "creating $VENV with $py"
     "$py" -m venv "$VENV"
 fi
