@@ -317,7 +317,9 @@ class Campaign:
         log.info("   %d exploration tasks: %s", len(tasks),
                  ", ".join(f"{t.name} ({t.engine}, {t.temperature:.0f} K)" for t in tasks))
         assert self.state.potential is not None
-        summaries, frames, failures = [], [], []
+        # kept in task order, not the order they finish in: the same campaign selects the same
+        order = {task.name: k for k, task in enumerate(tasks)}
+        finished, failures = [], []
         for outcome in explore_many(self.engine, tasks, starts, self.state.potential,
                                     self.config, folder):
             if outcome.result is None:
@@ -325,14 +327,16 @@ class Campaign:
                 log.warning("   %s failed: %s", outcome.task.name, outcome.error)
                 continue
             result = outcome.result
-            summaries.append(result.record())
-            for frame in result.frames:
-                frame.info["iteration"] = self.state.iteration
-            frames.extend(result.frames)
+            finished.append((order[outcome.task.name], result))
             unit = engine_for(outcome.task.engine).step_unit
             log.info("   %s: %s, max gamma %.2f (%s)", outcome.task.name,
                      f"HALTED at {unit} {result.halt_step}" if result.halted
                      else "ran its full length", result.max_gamma, result.message)
+        finished.sort(key=lambda item: item[0])
+        summaries = [result.record() for _, result in finished]
+        frames = [frame for _, result in finished for frame in result.frames]
+        for frame in frames:
+            frame.info["iteration"] = self.state.iteration
         if not summaries:
             raise CampaignFailed("every exploration task failed:\n" + "\n".join(failures))
         write_records(folder / layout.SUMMARY_FILE, summaries)
