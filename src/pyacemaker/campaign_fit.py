@@ -15,28 +15,29 @@ from typing import TYPE_CHECKING, Any
 from pyacemaker.state import PotentialRecord
 
 if TYPE_CHECKING:
+    from ase import Atoms
+
     from pyacemaker.campaign import Campaign
 
 log = logging.getLogger("pyacemaker.campaign")
 
 
-def reference_energies(campaign: Campaign) -> dict[str, float]:
+def reference_energies(campaign: Campaign, labelled: list[Atoms]) -> dict[str, float]:
     """Per-element reference energies, fixed at the first fit so that every refit uses
     the same referencing (stages.train.reference_energies)."""
     from pyacemaker.stages.train import reference_energies as compute
 
     state, config = campaign.state, campaign.config
     if not state.reference_energies:
-        state.reference_energies = compute(config.oracle.kind, config.elements,
-                                           campaign.datastore.atoms(status="labelled"))
+        state.reference_energies = compute(config.oracle.kind, config.elements, labelled)
     return state.reference_energies
 
 
-def baseline(campaign: Campaign) -> Any:
+def baseline(campaign: Campaign, labelled: list[Atoms]) -> Any:
     from pyacemaker.stages.train import resolve_baseline
 
     return resolve_baseline(campaign.config.training.baseline, campaign.config.elements,
-                            campaign.datastore.atoms(status="labelled"))
+                            labelled)
 
 
 def fit_iteration(campaign: Campaign) -> str:
@@ -59,10 +60,12 @@ def fit_iteration(campaign: Campaign) -> str:
     current = state.potential
     plan = plan_refit(state.iteration, current, settings, state.last_full_refit)
     folder = campaign._iter_dir("fit")
-    refs = reference_energies(campaign)
+    labelled = store.atoms(status="labelled")  # read once for the references and the core
+    refs = reference_energies(campaign, labelled)
     assign_splits(store, state.iteration, config.validation.validation_fraction, config.seed)
     dataset = export_training_set(store, folder / "dataset.pckl.gzip", refs,
-                                  baseline(campaign), settings.weighting.ground_state_factor)
+                                  baseline(campaign, labelled),
+                                  settings.weighting.ground_state_factor)
     n_structures = (store.count(status="labelled")
                     - store.count(status="labelled", split=VALIDATION))
     log.info("   fitting on %d structures (%s: %s)", n_structures, plan.mode, plan.reason)

@@ -10,7 +10,7 @@ import pytest
 
 from pyacemaker.config import SiteConfig, load_campaign
 from pyacemaker.execution import Engine
-from pyacemaker.execution.validating import validate_in_worker
+from pyacemaker.execution.validating import submit_validation
 from pyacemaker.release import load_validation
 from pyacemaker.state import load_state
 from stages.validate.campaign_factory import make_cu_campaign, well_trained_cu_potential
@@ -25,8 +25,8 @@ def test_validation_runs_in_an_htex_worker(tmp_path_factory: pytest.TempPathFact
     assert state is not None and state.potential is not None
     config = load_campaign(folder / "campaign.yaml")
     with Engine(SiteConfig(local_executor="htex"), folder / "run") as engine:
-        report = validate_in_worker(engine, state.potential, config, folder,
-                                    folder / "data.db")
+        report = submit_validation(engine, state.potential, config, folder,
+                                   folder / "data.db").result()
     host, pid = report.computed_by.split(":")
     assert host == socket.gethostname() and int(pid) != os.getpid()
     assert report.verdict in ("GO", "NO-GO") and report.crystals  # a real gate ran

@@ -24,12 +24,6 @@ def validate_task(record: PotentialRecord, config: CampaignConfig, workdir: str,
                            references, reference_failures)
 
 
-def validate_in_worker(engine: Engine, record: PotentialRecord, config: CampaignConfig,
-                       workdir: Path, datastore_path: Path) -> ValidationReport:
-    """Run the gate on ``record`` as a ``light`` task and wait for its report."""
-    return submit_validation(engine, record, config, workdir, datastore_path).result()
-
-
 def submit_validation(engine: Engine, record: PotentialRecord, config: CampaignConfig,
                       workdir: Path, datastore_path: Path) -> Future[ValidationReport]:
     """Start the gate on ``record`` as a ``light`` task; its future holds the report. With a

@@ -71,7 +71,8 @@ def continue_fit(workdir: Path, config: dict[str, Any], max_iterations: int,
     ``config`` is the parent's input.yaml; ``run(argv, folder)`` runs pacemaker and
     returns its wall time (raises FitFailed on failure or when the fit's time is used up:
     a failed continuation leaves the parent's potential as it was). The parent's
-    output_potential.yaml ends as the best of the runs by train loss. Returns ``fit_restarts`` (continuations run), ``fit_steps_total``,
+    output_potential.yaml ends as the best of the runs by train loss. Returns
+    ``fit_restarts`` (continuations run), ``fit_steps_total``,
     ``continuation_time_s`` and ``final_train_loss``.
     """
     end = read_fit_end(workdir)
